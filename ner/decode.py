@@ -211,9 +211,7 @@ def is_valid_sequence(tag_ids: Sequence[int], labels: Sequence[str], scheme: Sch
     if ids.size == 0:
         return True
     allowed, allowed_start, allowed_end = constraint_mask(labels, scheme)
-    return bool(
-        allowed_start[ids[0]] and allowed_end[ids[-1]] and allowed[ids[:-1], ids[1:]].all()
-    )
+    return bool(allowed_start[ids[0]] and allowed_end[ids[-1]] and allowed[ids[:-1], ids[1:]].all())
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +385,9 @@ class Decoded:
         if ids.min() < 0 or ids.max() >= self.trans.num_tags:
             raise ValueError(f"tag ids must lie in [0, {self.trans.num_tags}), got {ids.tolist()}")
         steps = np.arange(start + 1, end)
-        inner = self.trans.transitions[ids[:-1], ids[1:]].sum() + self.emissions[steps, ids[1:]].sum()
+        inner = (
+            self.trans.transitions[ids[:-1], ids[1:]].sum() + self.emissions[steps, ids[1:]].sum()
+        )
         return float(
             self.log_alpha[start, ids[0]] + inner + self.log_beta[end - 1, ids[-1]] - self.log_z
         )

@@ -31,8 +31,9 @@ __all__ = [
 DOCSTART = "-DOCSTART-"
 
 # Columns are split on ASCII whitespace only, so that tokens such as U+00A0 or U+3000 survive.
-_ASCII_WS = " \t\r\n\x0b\x0c"
-_ASCII_WS_RE = re.compile(r"[ \t\r\n\x0b\x0c]+")
+_ASCII_WS_RE = re.compile(r"[ \t\r\n\x0b\x0c]")
+_DOCSTART_BYTES = DOCSTART.encode()
+_BOM = "\ufeff".encode()
 _TAG_PREFIXES = frozenset("BIESLU")
 _BINARY_LABELS = frozenset({"0", "1"})
 
@@ -86,12 +87,6 @@ def is_valid_label(label: str) -> bool:
     return len(label) > 2 and label[1] == "-" and label[0] in _TAG_PREFIXES
 
 
-def _split(text: str) -> list[str]:
-    if text.isascii():
-        return text.split()
-    return _ASCII_WS_RE.split(text.strip(_ASCII_WS))
-
-
 def _column_index(col: int, ncols: int) -> int | None:
     """The non-negative index of ``col`` in a row of ``ncols`` columns, None when out of range."""
     idx = col + ncols if col < 0 else col
@@ -137,7 +132,7 @@ def _iter_conll(
     first_line = 0
     ncols = 0
     tok_idx = lab_idx = 0
-    valid_seen: set[str] = set()
+    label_cache: dict[bytes, str] = {}
 
     def flush() -> Sentence:
         return Sentence(tuple(tokens), None if label_col is None else tuple(labels), first_line)
@@ -150,42 +145,46 @@ def _iter_conll(
                 raise ConllFormatError(
                     path, lineno, f"invalid UTF-8 at byte {err.start} of the line: {err.reason}"
                 ) from None
-            if lineno == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            cols = _split(text)
-            if not cols:  # empty or whitespace-only line: sentence separator
+            if lineno == 1 and raw.startswith(_BOM):
+                raw, text = raw[len(_BOM) :], text[1:]
+            # bytes.split() splits on ASCII whitespace only; pieces of valid UTF-8 stay valid.
+            fields = raw.split()
+            if not fields or (len(fields) == 1 and not text.strip()):
+                # empty or whitespace-only line (even Unicode whitespace): sentence separator
                 if tokens:
                     yield flush()
                     tokens, labels = [], []
                 continue
-            if cols[0] == DOCSTART:
+            if fields[0] == _DOCSTART_BYTES:
                 if tokens:
                     yield flush()
                     tokens, labels = [], []
                 yield DocStart(lineno)
                 continue
             if not tokens:
-                ncols, first_line = len(cols), lineno
+                ncols, first_line = len(fields), lineno
                 tok_idx, lab_idx = _resolve_columns(path, lineno, ncols, token_col, label_col)
-            elif len(cols) != ncols:
+            elif len(fields) != ncols:
                 raise ConllFormatError(
                     path,
                     lineno,
-                    f"line has {len(cols)} columns but the sentence starting at line "
+                    f"line has {len(fields)} columns but the sentence starting at line "
                     f"{first_line} has {ncols}",
                 )
-            tokens.append(cols[tok_idx])
+            tokens.append(fields[tok_idx].decode("utf-8"))
             if label_col is not None:
-                label = cols[lab_idx]
-                if validate_labels and label not in valid_seen:
-                    if not is_valid_label(label):
+                # Labels repeat: decode and validate each distinct one once (also interns them).
+                label = label_cache.get(fields[lab_idx])
+                if label is None:
+                    label = fields[lab_idx].decode("utf-8")
+                    if validate_labels and not is_valid_label(label):
                         raise ConllFormatError(
                             path,
                             lineno,
                             f"label {label!r} in column {lab_idx + 1} is not a valid tag "
                             "(expected O, B-/I-/E-/S-/L-/U-<type>, or 0/1)",
                         )
-                    valid_seen.add(label)
+                    label_cache[fields[lab_idx]] = label
                 labels.append(label)
     if tokens:
         yield flush()
@@ -232,9 +231,7 @@ def _check_cell(cell: str, where: str) -> str:
     return cell
 
 
-def _format_blocks(
-    blocks: Iterable[Sequence[Sequence[str]] | DocStart], sep: str
-) -> Iterator[str]:
+def _format_blocks(blocks: Iterable[Sequence[Sequence[str]] | DocStart], sep: str) -> Iterator[str]:
     """Lines of text (with newline) for ``blocks``; DocStarts wait for the next column count."""
     ncols = 2
     pending_docstarts = 0

@@ -44,7 +44,9 @@ def _bool_buffer(value: Tensor | np.ndarray | None, shape: tuple[int, ...], name
         return torch.ones(shape, dtype=torch.bool)
     out = torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value)
     if out.dtype != torch.bool or tuple(out.shape) != shape:
-        raise ValueError(f"{name} must be a bool tensor of shape {shape}, got {out.dtype} {out.shape}")
+        raise ValueError(
+            f"{name} must be a bool tensor of shape {shape}, got {out.dtype} {out.shape}"
+        )
     return out.clone()
 
 

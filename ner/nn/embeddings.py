@@ -80,7 +80,7 @@ class WordEmbedding(nn.Module):
                 if glove_vectors.shape[1] != config.dim:
                     raise ValueError(f"GloVe dim {glove_vectors.shape[1]} != word_dim {config.dim}")
                 table = torch.zeros(glove_vectors.shape[0] + 1, config.dim)
-                table[1:] = torch.from_numpy(np.asarray(glove_vectors, dtype=np.float32))
+                table[1:] = torch.from_numpy(np.array(glove_vectors, dtype=np.float32))
                 self.register_buffer("glove", table, persistent=False)
             else:
                 self.glove = None

@@ -1,0 +1,108 @@
+"""One JSON error body for every failure: ``{"error": {"type", "message", "field"?, "limit"?}}``.
+
+Status codes: 400 malformed JSON or invalid UTF-8, 404 unknown route or model, 405 wrong method,
+413 body over the byte cap, 415 not JSON, 422 a request the schema rejects (a cap the schema
+states included, so that schema-driven clients see it as invalid data), 503 overloaded or not
+ready (with ``Retry-After``). Handlers never put a traceback in a response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("serving")
+
+
+class ApiError(Exception):
+    """An error the client caused (4xx) or may retry (503); rendered as the uniform body."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        field: str | None = None,
+        limit: tuple[str, int] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.field = field
+        self.limit = limit
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body, fields present only when known."""
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        if self.limit is not None:
+            error["limit"] = {"name": self.limit[0], "value": self.limit[1]}
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        """The error as a response."""
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def overloaded(retry_after_s: int, message: str) -> ApiError:
+    """503 with Retry-After: the queue is full or the server is not ready."""
+    return ApiError(503, "overloaded", message, headers={"Retry-After": str(retry_after_s)})
+
+
+_STATUS_TYPES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"no route {request.url.path!r}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path!r}"
+    else:
+        message = str(exc.detail)
+    kind = _STATUS_TYPES.get(exc.status_code, "http_error")
+    error = ApiError(exc.status_code, kind, message, headers=dict(exc.headers or {}))
+    return error.response()
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    # Only query/path parameters reach here: /v1/tag validates its own body (see routes/tag.py).
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+    field = ".".join(str(p) for p in first.get("loc", ()))
+    return ApiError(422, "invalid_request", f"{field}: {first['msg']}", field=field).response()
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return ApiError(500, "internal_error", "internal error; the server log has details").response()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception through the uniform error body."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,342 @@
+"""The web demo at ``GET /`` in real headless Chromium: Debian's ``chromium``, driven by playwright.
+
+Two kinds of test:
+
+- against a real ``ner serve`` (uvicorn in a subprocess, a real bundle): type text with an emoji
+  before the entities, press Tag, and check that every highlighted span shows exactly the entity
+  text the API returned. The shipped model is used when present (and then the screenshot goes to
+  ``docs/demo.png`` for the README); otherwise the tiny bundle from ``tests/helpers.py``.
+- against a canned API (playwright routes every request, nothing is served): entities after
+  astral-plane characters and an entity whose text is HTML, so the code-point conversion and the
+  textContent rendering are checked even when a tiny model predicts no entity at all.
+
+Install the browser with ``apt-get update && apt-get install -y chromium``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHIPPED_MODEL = REPO / "models" / "conll2003-en"
+SCREENSHOT = REPO / "docs" / "demo.png"
+# A loopback origin for the canned-API tests: every request to it is answered by page.route,
+# and if one ever escaped it would go to the discard port on this machine, nowhere else.
+FAKE_ORIGIN = "http://127.0.0.1:9"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium",
+        allow_module_level=True,
+    )
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    shipped: bool  # True when serving models/conll2003-en
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _model_dir(tmp: Path) -> tuple[Path, bool]:
+    if (SHIPPED_MODEL / "config.json").is_file():
+        return SHIPPED_MODEL, True
+    try:
+        from tests.helpers import build_tiny_bundle
+    except ImportError as e:
+        pytest.skip(
+            f"no shipped model at {SHIPPED_MODEL} and no tests.helpers.build_tiny_bundle: {e}"
+        )
+    out = tmp / "tiny"
+    return Path(build_tiny_bundle(out) or out), False
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"ner serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"ner serve not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``ner serve`` in a subprocess on a free loopback port, with a real bundle."""
+    pytest.importorskip("serving.main", reason="serving.main (create_app) is not available yet")
+    tmp = tmp_path_factory.mktemp("demo")
+    model, shipped = _model_dir(tmp)
+    port = _free_port()
+    log = tmp / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-c", "import sys; from ner.cli import main; sys.exit(main())"]
+    cmd += ["serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(model)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log)
+        yield Server(url=url, shipped=shipped)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
+    """A fresh page; a console error or an uncaught exception (a CSP violation too) fails it."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"browser errors: {errors}"
+
+
+def _marks(pg: sync_api.Page) -> list[dict[str, object]]:
+    return pg.eval_on_selector_all(
+        "#highlighted mark.ent",
+        """els => els.map(e => ({text: e.textContent, label: e.dataset.label,
+                                 start: Number(e.dataset.start), end: Number(e.dataset.end)}))""",
+    )
+
+
+def _tag(pg: sync_api.Page, text: str) -> dict[str, object]:
+    """Type ``text``, press Tag, and return the API response the page received."""
+    pg.fill("#text", text)
+    with pg.expect_response(lambda r: r.url.endswith("/v1/tag")) as info:
+        pg.click("#tag")
+    pg.wait_for_selector("#highlighted[data-state=done]")
+    return info.value.json()
+
+
+# --- against the real server ----------------------------------------------------------------
+
+
+def test_page_shows_model_and_secure_headers(server: Server, page: sync_api.Page) -> None:
+    response = page.goto(server.url + "/")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"].startswith("text/html")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'sha256-" in csp and "connect-src 'self'" in csp
+    with urllib.request.urlopen(server.url + "/v1/models", timeout=5) as r:
+        models = json.load(r)["models"]
+    default = next((m for m in models if m["default"]), models[0])
+    page.wait_for_selector("#model-name")
+    assert page.text_content("#model-name") == default["name"]
+    assert page.text_content("#model-version") == str(default["version"])
+    with urllib.request.urlopen(server.url + "/openapi.json", timeout=5) as r:
+        assert "/" not in json.load(r)["paths"], "the demo page must stay out of the schema"
+
+
+def test_highlights_match_api_after_emoji(server: Server, page: sync_api.Page) -> None:
+    text = "🙂 Harry Potter and Hermione Granger invented a new spell in London 🚀 with Ron."
+    page.goto(server.url + "/")
+    body = _tag(page, text)
+
+    marks = _marks(page)
+    expected = sorted(body["entities"], key=lambda e: e["start"])
+    assert [(m["text"], m["label"]) for m in marks] == [(e["text"], e["label"]) for e in expected]
+    for m in marks:
+        # Python (code-point) slicing of the submitted text gives the highlighted text.
+        assert text[m["start"] : m["end"]] == m["text"]
+    # The whole text is shown, unchanged, around the marks.
+    assert page.text_content("#highlighted") == text
+
+    rows = page.eval_on_selector_all(
+        "#tokens tbody tr",
+        "rows => rows.map(r => [r.children[1].textContent, r.dataset.label, r.dataset.isName])",
+    )
+    assert rows == [[t["text"], t["label"], str(t["is_name"])] for t in body["tokens"]]
+    if server.shipped:
+        assert ("Harry Potter", "PER") in {(e["text"], e["label"]) for e in expected}
+
+
+def test_seed_sentence_screenshot(server: Server, page: sync_api.Page, tmp_path: Path) -> None:
+    seed = "Harry Potter and Hermione Granger invented a new spell."
+    page.goto(server.url + "/")
+    body = _tag(page, seed)
+    assert [m["text"] for m in _marks(page)] == [e["text"] for e in body["entities"]]
+    if server.shipped:
+        assert [(e["start"], e["end"]) for e in body["entities"]] == [(0, 12), (17, 33)]
+    # Only the shipped model's page goes into the README; a tiny bundle's stays in tmp.
+    target = SCREENSHOT if server.shipped else tmp_path / "demo.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.tmp")
+    page.screenshot(path=str(partial), full_page=True)
+    os.replace(partial, target)
+    assert target.stat().st_size > 10_000
+
+
+# --- against a canned API: the conversion and the escaping, model-independent ---------------
+
+
+def _canned(pg: sync_api.Page, text: str, entities: list[dict[str, object]]) -> None:
+    from serving.routes.demo import load_page
+
+    demo = load_page()
+    models = {"models": [{"name": "canned", "task": "ner", "version": "9", "default": True}]}
+    result = {
+        "model": {"name": "canned", "version": "9"},
+        "tokens": [
+            {
+                "text": e["text"],
+                "start": e["start"],
+                "end": e["end"],
+                "label": "B-" + e["label"],
+                "is_name": 1,
+                "score": e["score"],
+            }
+            for e in entities
+        ],
+        "entities": entities,
+    }
+
+    def handle(route: sync_api.Route) -> None:
+        path = route.request.url.removeprefix(FAKE_ORIGIN)
+        if path == "/":
+            route.fulfill(
+                status=200,
+                body=demo.html,
+                headers={"content-type": "text/html; charset=utf-8", **demo.headers},
+            )
+        elif path == "/v1/models":
+            route.fulfill(status=200, json=models)
+        elif path == "/v1/tag":
+            assert json.loads(route.request.post_data or "{}")["text"] == text
+            route.fulfill(status=200, json=result)
+        else:
+            route.fulfill(status=404, body="not found")
+
+    pg.route(FAKE_ORIGIN + "/**", handle)
+
+
+def _entity(text: str, sub: str, label: str, nth: int = 0) -> dict[str, object]:
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(sub, start + 1)
+    return {"text": sub, "label": label, "start": start, "end": start + len(sub), "score": 0.97}
+
+
+def test_code_point_offsets_after_astral_characters(page: sync_api.Page) -> None:
+    # Each emoji is 1 code point (Python offset) but 2 UTF-16 units (JS index); 👩‍🔬 is 3 code
+    # points and 5 units, so naive JS slicing would be 1, 2, ... units off for each entity.
+    text = "😀 Harry Potter 👩‍🔬 met Hermione in 𝔏ondon and Paris."
+    entities = [
+        _entity(text, "Harry Potter", "PER"),
+        _entity(text, "Hermione", "PER"),
+        _entity(text, "𝔏ondon", "LOC"),
+        _entity(text, "Paris", "LOC"),
+    ]
+    assert len(text.encode("utf-16-le")) // 2 > len(text)  # the test means something
+    _canned(page, text, entities)
+    page.goto(FAKE_ORIGIN + "/")
+    page.wait_for_selector("#model-name")
+    _tag(page, text)
+    marks = _marks(page)
+    assert [(m["text"], m["label"]) for m in marks] == [(e["text"], e["label"]) for e in entities]
+    assert page.text_content("#highlighted") == text
+    badge = page.eval_on_selector(
+        "#highlighted mark.ent", "e => getComputedStyle(e, '::after').content"
+    )
+    assert "PER 0.97" in badge
+
+
+def test_entity_text_is_never_parsed_as_html(page: sync_api.Page) -> None:
+    text = 'Say <img src=x onerror="document.title=1"> to <b>Bob</b> now.'
+    entities = [
+        _entity(text, '<img src=x onerror="document.title=1">', "MISC"),
+        _entity(text, "<b>Bob</b>", "PER"),
+    ]
+    _canned(page, text, entities)
+    page.goto(FAKE_ORIGIN + "/")
+    _tag(page, text)
+    assert [m["text"] for m in _marks(page)] == [e["text"] for e in entities]
+    assert (
+        page.eval_on_selector_all("#highlighted img, #highlighted b, #tokens img", "e => e.length")
+        == 0
+    )
+    assert page.title() == "NER demo"
+
+
+def test_api_error_is_shown(browser: sync_api.Browser) -> None:
+    context = browser.new_context()
+    pg = context.new_page()
+    from serving.routes.demo import load_page
+
+    demo = load_page()
+
+    def handle(route: sync_api.Route) -> None:
+        if route.request.url.endswith("/v1/tag"):
+            route.fulfill(
+                status=413, json={"detail": "text has 20001 characters; the limit is 20000"}
+            )
+        elif route.request.url.endswith("/v1/models"):
+            route.fulfill(status=200, json={"models": []})
+        else:
+            route.fulfill(
+                status=200,
+                body=demo.html,
+                headers={"content-type": "text/html; charset=utf-8", **demo.headers},
+            )
+
+    pg.route(FAKE_ORIGIN + "/**", handle)
+    pg.goto(FAKE_ORIGIN + "/")
+    pg.fill("#text", "x")
+    pg.click("#tag")
+    pg.wait_for_selector("#status.error")
+    assert "413" in pg.text_content("#status") and "limit is 20000" in pg.text_content("#status")
+    context.close()
