@@ -341,7 +341,7 @@ def _export_onnx(model: Tagger, path: Path, tables: WordTables) -> None:
         # tracer warnings come from shape arithmetic that the parity check below re-verifies.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Emissions(model),
+            _Emissions(model).eval(),  # the exporter restores the wrapper's mode recursively
             args,
             str(path),
             input_names=list(ONNX_INPUTS),
@@ -350,6 +350,7 @@ def _export_onnx(model: Tagger, path: Path, tables: WordTables) -> None:
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
+    model.eval()
     # Verify on shapes the trace never saw: a bigger batch, longer sentences, more characters.
     check = _example_inputs(config, tables, rng, lengths=[9, 1, 5, 3])
     session = _ort_session(path, threads=1)

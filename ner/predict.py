@@ -148,6 +148,10 @@ class Predictor:
             inputs: each item is a raw text (``str``) or one sentence as a list of words.
             batch_size: sentences per forward pass.
 
+        Raises:
+            TypeError: an input is neither a str nor a list of str.
+            ValueError: a word of a tokenised input is empty or contains whitespace.
+
         Returns:
             One :class:`Document` per input, in input order.
         """
@@ -189,11 +193,7 @@ class Predictor:
     def _prepare(self, item: Input) -> tuple[str, list[list[Token]]]:
         """An input -> (its text, its sentences as tokens with global offsets)."""
         if isinstance(item, str):
-            sentences = []
-            for sentence in split_sentences(item):
-                for i in range(0, len(sentence), self.max_tokens):
-                    sentences.append(sentence[i : i + self.max_tokens])
-            return item, sentences
+            return item, split_sentences(item, max_tokens=self.max_tokens)
         if isinstance(item, Sequence) and all(isinstance(w, str) for w in item):
             text, tokens = tokens_from_words(list(item))
             return text, [tokens] if tokens else []
@@ -212,9 +212,7 @@ class Predictor:
     ) -> list[Any]:
         """Decoded (``full``) or Viterbi tag ids per sentence, in input order."""
         bundle = self.bundle
-        results: list[Any] = [
-            _empty_decoded(bundle) if full else np.zeros(0, dtype=np.int64) for _ in sentences
-        ]
+        results: list[Any] = [None] * len(sentences)
         for batch in self._batches(sentences, batch_size):
             features = bundle.featurizer.encode([list(sentences[i]) for i in batch])
             emissions = bundle.emissions(features)
@@ -224,6 +222,9 @@ class Predictor:
                 out = viterbi(emissions, features.lengths, bundle.transitions)
             for i, item in zip(batch, out, strict=True):
                 results[i] = item
+        for i, item in enumerate(results):
+            if item is None:  # an empty sentence
+                results[i] = _empty_decoded(bundle) if full else np.zeros(0, dtype=np.int64)
         return results
 
     def _document(self, text: str, parts: list[tuple[list[Token], Decoded]]) -> Document:

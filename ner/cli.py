@@ -1,0 +1,390 @@
+"""The ``ner`` command line.
+
+Subcommands::
+
+    ner predict --model DIR --input FILE --output FILE [--backend onnx|torch] [--scheme auto|...]
+    ner tag     --model DIR [TEXT] [--backend onnx|torch]        (TEXT, or one document per line)
+    ner eval    --model DIR --data FILE [--json OUT]
+    ner export  --ckpt PATH --out DIR                             (training.export)
+    ner train   ...                                               (training.cli, LightningCLI)
+    ner serve   ...                                               (serving.cli)
+
+Imports are lazy so that start-up stays cheap: ``predict``, ``tag`` and ``eval`` on the ONNX
+backend never import torch or Lightning. User errors (a missing file, a malformed CoNLL line, a
+bad bundle) print one line ``ner: error: ...`` on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ner import __version__
+from ner.settings import REPO_ROOT
+
+DEFAULT_MODEL = REPO_ROOT / "models" / "conll2003-en"
+# Subcommands implemented elsewhere: name -> (module, what to install when it is missing).
+_DELEGATED = {
+    "train": ("training.cli", "the training extras (pip install 'rnn-ner[train]')"),
+    "export": ("training.export", "the training extras (pip install 'rnn-ner[train]')"),
+    "serve": ("serving.cli", "the serving extras (pip install 'rnn-ner[serve]')"),
+}
+_TAG_CHUNK = 256  # stdin documents per prediction batch in `ner tag`
+
+
+class CliError(Exception):
+    """A user error: printed as ``ner: error: <message>``, exit status 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ner`` command; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _DELEGATED:
+        return _delegate(args[0], args[1:])
+    parser = _parser()
+    ns = parser.parse_args(args)
+    if not hasattr(ns, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(ns.run(ns) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `ner tag ... | head`
+        _silence_stdout()
+        return 0
+    except Exception as e:
+        message = _user_error(e)
+        if message is None:
+            raise
+        print(f"ner: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _user_error(e: Exception) -> str | None:
+    """The one-line message for a user error, ``None`` for a bug (which keeps its traceback)."""
+    from ner.bundle import BundleError
+    from ner.data.conll import ConllFormatError
+
+    if isinstance(e, CliError | BundleError | ConllFormatError):
+        return str(e)
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not valid UTF-8 ({e.reason} at byte {e.start})"
+    if isinstance(e, OSError):
+        if e.filename is not None and e.strerror:
+            return f"{e.filename}: {e.strerror}"
+        return str(e)
+    return None
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; point it at devnull so a closed pipe does not complain again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    """Hand the remaining arguments to another package's ``main(argv)`` (sys.argv untouched)."""
+    module_name, extras = _DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        print(
+            f"ner: error: `ner {command}` needs {module_name} and {extras} ({e})", file=sys.stderr
+        )
+        return 2
+    result = module.main(argv)
+    return int(result) if isinstance(result, int) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ner",
+        description="Named-entity recognition with recurrent taggers (BiLSTM/GRU + CRF).",
+    )
+    parser.add_argument("--version", action="version", version=f"ner {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "predict",
+        help="tag a CoNLL file; write `token gold predicted` (conlleval layout)",
+        description="Tag a CoNLL file and write the conlleval layout `token gold predicted` "
+        "(`token predicted` when the file has no labels), in the scheme of the gold labels.",
+    )
+    _model_args(p)
+    p.add_argument("--input", required=True, type=Path, help="CoNLL file (token first, label last)")
+    p.add_argument("--output", required=True, type=Path, help="where to write the result")
+    p.add_argument(
+        "--scheme",
+        choices=("auto", "iob1", "iob2", "bioes", "binary"),
+        default="auto",
+        help="scheme of the predicted labels; auto: the scheme of the gold labels",
+    )
+    p.set_defaults(run=_cmd_predict)
+
+    p = sub.add_parser(
+        "tag",
+        help="tag raw text; print JSON lines",
+        description="Tag TEXT, or each line of stdin as one document; print one JSON object "
+        "({tokens, entities}) per document.",
+    )
+    _model_args(p)
+    p.add_argument("text", nargs="?", help="the text to tag (default: one document per stdin line)")
+    p.set_defaults(run=_cmd_tag)
+
+    p = sub.add_parser(
+        "eval",
+        help="score a model on a labelled CoNLL file",
+        description="Entity-level micro and per-type precision/recall/F1 (conlleval/seqeval) "
+        "and token accuracy on a labelled CoNLL file.",
+    )
+    _model_args(p)
+    p.add_argument("--data", required=True, type=Path, help="labelled CoNLL file")
+    p.add_argument("--json", type=Path, default=None, help="also write the scores as JSON here")
+    p.set_defaults(run=_cmd_eval)
+
+    for name, help_ in (
+        ("export", "export a training checkpoint as a bundle (training.export)"),
+        ("train", "train a model with LightningCLI (training.cli)"),
+        ("serve", "serve a bundle over HTTP (serving.cli)"),
+    ):
+        sub.add_parser(name, help=help_, add_help=False)  # handled by _delegate before parsing
+    return parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"bundle directory (default: {DEFAULT_MODEL.relative_to(REPO_ROOT)} when present)",
+    )
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="emissions backend")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per batch")
+    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime threads")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _predictor(ns: argparse.Namespace) -> Any:
+    from ner.predict import Predictor
+
+    model = ns.model
+    if model is None:
+        if not DEFAULT_MODEL.is_dir():
+            raise CliError(f"no --model given and the default bundle {DEFAULT_MODEL} is missing")
+        model = DEFAULT_MODEL
+    return Predictor.from_path(model, ns.backend, threads=ns.threads)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_predict(ns: argparse.Namespace) -> int:
+    from ner.data.conll import Sentence, write_conll
+
+    items = list(_read_items(ns.input))
+    predictor = _predictor(ns)
+    sentences = [item for item in items if isinstance(item, Sentence)]
+    scheme = ns.scheme
+    if scheme == "auto":
+        scheme = detect_scheme(s.labels for s in sentences if s.labels is not None)
+        scheme = scheme or _default_scheme(predictor.bundle.tag_scheme)
+    predicted = iter(
+        predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size)
+    )
+
+    def blocks() -> Iterator[Any]:
+        for item in items:
+            if not isinstance(item, Sentence):
+                yield item
+                continue
+            pred = next(predicted)
+            if item.labels is None:
+                yield [[tok, p] for tok, p in zip(item.tokens, pred, strict=True)]
+            else:
+                yield [list(row) for row in zip(item.tokens, item.labels, pred, strict=True)]
+
+    _check_output_dir(ns.output)
+    write_conll(ns.output, blocks())
+    print(
+        f"ner: tagged {len(sentences)} sentences ({scheme}) -> {ns.output}", file=sys.stderr
+    )
+    return 0
+
+
+def _cmd_tag(ns: argparse.Namespace) -> int:
+    predictor = _predictor(ns)
+    texts: Iterable[str] = [ns.text] if ns.text is not None else _stdin_lines()
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) >= _TAG_CHUNK:
+            _print_docs(predictor.predict(chunk, ns.batch_size))
+            chunk = []
+    if chunk:
+        _print_docs(predictor.predict(chunk, ns.batch_size))
+    return 0
+
+
+def _cmd_eval(ns: argparse.Namespace) -> int:
+    from ner.data.conll import Sentence
+    from ner.metrics import entity_scores
+
+    sentences = [s for s in _read_items(ns.data, labels=True) if isinstance(s, Sentence)]
+    if not sentences:
+        raise CliError(f"{ns.data}: no sentences to evaluate")
+    gold = [list(s.labels or ()) for s in sentences]
+    predictor = _predictor(ns)
+    scheme = detect_scheme(gold) or _default_scheme(predictor.bundle.tag_scheme)
+    pred = predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size)
+    report = entity_scores(gold, pred, scheme=scheme)
+    result = {
+        "model": {"name": predictor.name, "version": predictor.version, "path": str(ns.model or DEFAULT_MODEL)},
+        "data": str(ns.data),
+        "scheme": scheme,
+        "backend": ns.backend,
+        "sentences": len(sentences),
+        **report.to_dict(),
+    }
+    print(format_report(result))
+    if ns.json is not None:
+        _check_output_dir(ns.json)
+        _write_text_atomic(ns.json, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _read_items(path: Path, *, labels: bool | None = None) -> list[Any]:
+    """Sentences and DocStarts of a CoNLL file; a one-column file is read without labels."""
+    from ner.data.conll import iter_conll
+
+    has_labels = _count_columns(path) > 1
+    if labels and not has_labels:
+        raise CliError(f"{path}: the file has no label column to evaluate against")
+    return list(iter_conll(path, label_col=-1 if has_labels else None))
+
+
+def _count_columns(path: Path) -> int:
+    """Columns of the first token line (0 when the file has none)."""
+    from ner.data.conll import DOCSTART
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    with path.open("rb") as fh:
+        for raw in fh:
+            cols = raw.decode("utf-8", errors="replace").lstrip("\ufeff").split()
+            if cols and cols[0] != DOCSTART:
+                return len(cols)
+    return 0
+
+
+def detect_scheme(label_seqs: Iterable[Sequence[str]]) -> str | None:
+    """The tag scheme of gold labels, ``None`` when they do not tell (no entity at all).
+
+    ``bioes`` when an ``E-``/``S-`` (or BILOU ``L-``/``U-``) tag occurs; ``iob1`` when some ``I-X``
+    opens a chunk (after ``O``, another type, or at the start); ``iob2`` when entities start with
+    ``B-``; ``binary`` when every label is ``0``/``1``.
+    """
+    seqs = [list(s) for s in label_seqs]
+    tags = {t for s in seqs for t in s}
+    if tags and tags <= {"0", "1"}:
+        return "binary" if "1" in tags else None
+    if any(t[:2] in ("E-", "S-", "L-", "U-") for t in tags):
+        return "bioes"
+    for seq in seqs:
+        prev = "O"
+        for tag in seq:
+            if tag.startswith("I-") and prev[2:] != tag[2:]:
+                return "iob1"
+            prev = tag
+    return "iob2" if any(t.startswith("B-") for t in tags) else None
+
+
+def _default_scheme(model_scheme: str) -> str:
+    return model_scheme if model_scheme in ("iob1", "iob2", "bioes") else "iob2"
+
+
+def _stdin_lines() -> Iterator[str]:
+    for line in sys.stdin:
+        yield line.rstrip("\r\n")
+
+
+def _print_docs(docs: Iterable[Any]) -> None:
+    out = sys.stdout
+    for doc in docs:
+        out.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _check_output_dir(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise CliError(f"{path}: the output folder {parent} does not exist")
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A conlleval-like text table of an evaluation result (``EntityReport.to_dict()`` fields)."""
+    micro = result["micro"]
+    lines = [
+        f"model {result['model']['name']} {result['model']['version']} on {result['data']} "
+        f"({result['sentences']} sentences, scheme {result['scheme']}, backend {result['backend']})",
+        f"token accuracy: {100 * result['token_accuracy']:.2f}%",
+        f"{'type':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}",
+    ]
+
+    def row(name: str, prf: dict[str, Any]) -> str:
+        return (
+            f"{name:<12} {100 * prf['precision']:>9.2f} {100 * prf['recall']:>9.2f} "
+            f"{100 * prf['f1']:>9.2f} {prf['support']:>8}"
+        )
+
+    for name, prf in sorted(result["per_type"].items()):
+        lines.append(row(name, prf))
+    lines.append(row("micro", micro))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

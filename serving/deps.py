@@ -1,0 +1,46 @@
+"""FastAPI dependencies: the app's settings, model registry and metrics (set up by ``create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from serving.errors import ApiError
+from serving.metrics import Metrics
+from serving.registry import ModelRegistry
+from serving.schemas import RequestSchema
+from serving.settings import Settings
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+def app_metrics(request: Request) -> Metrics:
+    """The app's Prometheus collectors."""
+    return request.app.state.metrics
+
+
+def registry(request: Request) -> ModelRegistry | None:
+    """The loaded models, ``None`` before start-up finished."""
+    return request.app.state.registry
+
+
+def ready_registry(request: Request) -> ModelRegistry:
+    """The loaded models; 503 with Retry-After unless every model is ready."""
+    models: ModelRegistry | None = request.app.state.registry
+    if models is None or not models.ready:
+        settings = app_settings(request)
+        app_metrics(request).rejected.labels("*", "not_ready").inc()
+        raise ApiError(
+            503,
+            "not_ready",
+            "the server is starting or shutting down; retry shortly",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+    return models
+
+
+def request_schema(request: Request) -> RequestSchema:
+    """The request models built for the loaded model names."""
+    return request.app.state.request_schema

@@ -1,0 +1,131 @@
+"""Finding, loading and naming the served models.
+
+With no explicit model list, every bundle directory (one holding ``config.json``) under
+``models_dir`` is served, named by its folder. Loading is all or nothing: any bad bundle raises
+``StartupError`` whose message names the model and the offending file, so the server never starts
+half-ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from serving.batcher import MicroBatcher
+from serving.settings import Settings
+
+log = logging.getLogger("serving")
+
+ModelState = Literal["loading", "ready", "stopped"]
+WARMUP_SENTENCE = ["Harry", "Potter", "and", "Hermione", "Granger", "invented", "a", "spell", "."]
+
+
+class StartupError(Exception):
+    """The server cannot start: no bundles, a bad bundle, or bad default-model settings."""
+
+
+def discover(settings: Settings) -> list[tuple[str, Path]]:
+    """(name, directory) of each model to serve, in a stable order."""
+    if settings.models:
+        found = [(Path(p).name or str(p), Path(p)) for p in settings.models]
+    else:
+        root = settings.models_dir
+        if not root.is_dir():
+            raise StartupError(f"{root}: no such models directory; pass --model DIR")
+        found = [
+            (d.name, d)
+            for d in sorted(root.iterdir())
+            if d.is_dir() and not d.name.startswith(".") and (d / "config.json").is_file()
+        ]
+        if not found:
+            raise StartupError(f"{root}: no bundle directories (with config.json) in it")
+    names = [name for name, _ in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise StartupError(f"two models share the folder name {duplicates[0]!r}; rename one")
+    return found
+
+
+def load_predictors(settings: Settings) -> dict[str, Any]:
+    """Load every model named by ``discover``; ``StartupError`` on the first bad one."""
+    from ner.bundle import BundleError
+    from ner.predict import Predictor
+
+    predictors: dict[str, Any] = {}
+    threads = settings.intra_op_threads or None
+    for name, path in discover(settings):
+        if not path.is_dir():
+            raise StartupError(f"model {name!r}: {path}: not a directory")
+        try:
+            predictors[name] = Predictor.from_path(path, settings.backend, threads=threads)
+        except BundleError as e:
+            raise StartupError(f"model {name!r}: {e}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise StartupError(f"model {name!r}: {path}: cannot load the bundle ({e})") from None
+        log.info("loaded model %s from %s (%s backend)", name, path, settings.backend)
+    return predictors
+
+
+def default_models(settings: Settings, predictors: Mapping[str, Any]) -> dict[str, str]:
+    """Task -> default model name: the one the settings name, or the task's first model."""
+    defaults: dict[str, str] = {}
+    for name, predictor in predictors.items():
+        defaults.setdefault(predictor.task, name)
+    for task, name in settings.default_models.items():
+        if name not in predictors:
+            raise StartupError(
+                f"default model {name!r} for task {task!r} is not loaded "
+                f"(loaded: {', '.join(predictors)})"
+            )
+        if predictors[name].task != task:
+            raise StartupError(f"default model {name!r} is a {predictors[name].task!r} model")
+        defaults[task] = name
+    return defaults
+
+
+@dataclass
+class ServedModel:
+    """One loaded model and its batcher."""
+
+    name: str
+    predictor: Any
+    batcher: MicroBatcher
+    state: ModelState = "loading"
+
+    @property
+    def version(self) -> str:
+        return str(self.predictor.version)
+
+    @property
+    def task(self) -> str:
+        return str(self.predictor.task)
+
+
+@dataclass
+class ModelRegistry:
+    """The loaded models by name, and the default model per task."""
+
+    models: dict[str, ServedModel]
+    defaults: dict[str, str]
+    accepting: bool = field(default=False)
+
+    @property
+    def ready(self) -> bool:
+        """Every model loaded and warmed, and not shutting down."""
+        return self.accepting and all(m.state == "ready" for m in self.models.values())
+
+    def names(self, task: str) -> tuple[str, ...]:
+        """Loaded model names of one task."""
+        return tuple(n for n, m in self.models.items() if m.task == task)
+
+    def select(self, name: str | None, task: str) -> ServedModel:
+        """The named model, or the task's default; ``KeyError`` for a name not loaded."""
+        if name is None:
+            name = self.defaults[task]
+        model = self.models.get(name)
+        if model is None or model.task != task:
+            raise KeyError(name)
+        return model

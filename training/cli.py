@@ -1,0 +1,197 @@
+"""``ner train``: a LightningCLI over ``NerTagger`` and ``NerDataModule``.
+
+    ner train fit -c configs/conll2003-fast.yaml
+    ner train fit -c configs/conll2003-fast.yaml --ckpt_path last      # resume after a kill
+    ner train fit -c configs/conll2003.yaml --trainer.accelerator gpu --trainer.devices 4 \\
+        --trainer.strategy ddp --trainer.precision bf16-mixed
+    ner train validate -c configs/conll2003-fast.yaml --ckpt_path runs/conll2003-fast/checkpoints/last.ckpt
+    ner train fit -c configs/conll2003.yaml --print_config
+
+Sizes that come from the data (labels, vocabulary, characters) are linked from the datamodule into
+the model at instantiation; the data's input features (GloVe ids, character ids) and the warm-start
+bundle are linked from the model's arguments at parse time, so nothing is typed twice.
+
+Run layout (``<save_dir>/<name>`` from the first logger, ``runs/ner`` by default)::
+
+    runs/<name>/checkpoints/     best (by dev F1) and last.ckpt: fixed, so ``--ckpt_path last`` works
+    runs/<name>/version_N/       CSV + TensorBoard logs, config.yaml, history.csv, *.png plots
+
+The CLI never touches ``sys.argv``: arguments are passed explicitly, so DDP's re-launch of the
+same command line (Lightning's subprocess launcher, torchrun, SLURM) sees the original command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from training.data import NerDataModule
+from training.module import NerTagger
+from training.plots import TrainingPlots
+
+RUN_VERSION_ENV = "NER_RUN_VERSION"
+"""Set by the launching process so that DDP workers log into the same ``version_N`` folder."""
+
+DEFAULT_SAVE_DIR = "runs"
+DEFAULT_NAME = "ner"
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_epochs": 50,
+    # Gradient clipping by norm: the seed notes' cure for exploding gradients (Ma & Hovy use 5).
+    "gradient_clip_val": 5.0,
+    "gradient_clip_algorithm": "norm",
+    # The datamodule shards its length-bucketed batches across DDP ranks itself.
+    "use_distributed_sampler": False,
+    "log_every_n_steps": 50,
+    "logger": [
+        {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_NAME},
+        },
+        {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_NAME},
+        },
+    ],
+}
+
+
+def _use_glove(word_input: str) -> bool:
+    return word_input == "glove"
+
+
+def _use_chars(char_encoder: str) -> bool:
+    return char_encoder != "none"
+
+
+def next_version(root: Path) -> str:
+    """``version_N`` with N one more than the largest existing under ``root`` (0 if none)."""
+    numbers = [
+        int(m.group(1))
+        for p in (root.iterdir() if root.is_dir() else [])
+        if p.is_dir() and (m := re.fullmatch(r"version_(\d+)", p.name))
+    ]
+    return f"version_{max(numbers, default=-1) + 1}"
+
+
+class NerCLI(LightningCLI):
+    """LightningCLI with the project's callbacks, links and run layout."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_f1",
+                "checkpoint.mode": "max",
+                "checkpoint.save_top_k": 1,
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "epoch{epoch:03d}-val_f1{val_f1:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults(
+            {"early_stopping.monitor": "val_f1", "early_stopping.mode": "max", "early_stopping.patience": 10}
+        )
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
+        parser.add_lightning_class_args(TrainingPlots, "plots")
+
+        parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
+        parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.num_chars", "model.num_chars", apply_on="instantiate")
+        parser.link_arguments("data.tag_scheme", "model.tag_scheme")
+        parser.link_arguments("model.word_input", "data.use_glove", compute_fn=_use_glove)
+        parser.link_arguments("model.char_encoder", "data.use_chars", compute_fn=_use_chars)
+        parser.link_arguments("model.init_from", "data.init_from")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        _prepare_run_layout(config)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer, with a RichProgressBar unless the bar is disabled or another is given."""
+        extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        given = config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in given
+        ):
+            extra.append(RichProgressBar())
+        return self._instantiate_trainer(config, extra)
+
+
+def _prepare_run_layout(config: Namespace) -> None:
+    """Give every logger the same ``version_N`` and put checkpoints in ``<save_dir>/<name>/checkpoints``."""
+    loggers = config.trainer.get("logger")
+    if isinstance(loggers, Namespace):
+        loggers = [loggers]
+    if not isinstance(loggers, list) or not loggers:
+        return
+    args = [lg.get("init_args") or Namespace() for lg in loggers if isinstance(lg, Namespace)]
+    if not args:
+        return
+    save_dir = Path(str(args[0].get("save_dir") or DEFAULT_SAVE_DIR))
+    name = args[0].get("name") or ""
+    root = save_dir / name
+    if all(a.get("version") is None for a in args):
+        version = os.environ.get(RUN_VERSION_ENV) or next_version(root)
+        os.environ[RUN_VERSION_ENV] = version  # inherited by DDP worker processes
+        for a in args:
+            if "version" in a:
+                a["version"] = version
+    checkpoint = config.get("checkpoint")
+    if checkpoint is not None and checkpoint.get("dirpath") is None:
+        checkpoint["dirpath"] = str(root / "checkpoints")
+
+
+def run(argv: Sequence[str] | None = None, **kwargs: Any) -> NerCLI:
+    """Build and run the CLI; returns it (``cli.model``, ``cli.datamodule``, ``cli.trainer``)."""
+    had_version = RUN_VERSION_ENV in os.environ
+    try:
+        return NerCLI(
+            NerTagger,
+            NerDataModule,
+            args=list(sys.argv[1:] if argv is None else argv),
+            seed_everything_default=42,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "ner train", "description": "Train a recurrent NER tagger."},
+            **kwargs,
+        )
+    finally:
+        if not had_version:
+            os.environ.pop(RUN_VERSION_ENV, None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ner train``; returns the exit status. User errors print one line."""
+    from ner.bundle import BundleError
+    from ner.data.conll import ConllFormatError
+
+    try:
+        run(argv)
+    except (FileNotFoundError, IsADirectoryError, ConllFormatError, BundleError) as e:
+        print(f"ner train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
