@@ -81,7 +81,9 @@ def ensure_spacy() -> None:
     env = {**os.environ, _REEXEC_FLAG: "1"}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(str(SPACY_PYTHON), [str(SPACY_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]], env)
+    os.execve(
+        str(SPACY_PYTHON), [str(SPACY_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]], env
+    )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -192,6 +194,7 @@ def train(args: argparse.Namespace) -> dict:
         "training.max_epochs": str(args.max_epochs),
         "training.eval_frequency": str(args.eval_frequency),
         "training.patience": str(args.patience),
+        "training.batcher.size.stop": str(args.batch_words),
     }
     for key, value in overrides.items():
         train_cmd += [f"--{key}", value]
@@ -240,7 +243,7 @@ def _read_blocks(path: Path) -> tuple[list[Sentence | DocStart], bool]:
 
 
 def tag(model: Path, input_path: Path, output: Path, batch_size: int) -> int:
-    """Tag the pre-tokenised ``input_path`` with the spaCy pipeline at ``model``; returns #sentences.
+    """Tag the pre-tokenised ``input_path`` with the spaCy pipeline ``model``; returns #sentences.
 
     Writes ``token gold predicted`` (or ``token predicted`` when the input has no labels), the
     prediction in IOB1, one block per sentence, ``-DOCSTART-`` lines kept.
@@ -255,7 +258,8 @@ def tag(model: Path, input_path: Path, output: Path, batch_size: int) -> int:
     sentences = [item for item in items if isinstance(item, Sentence)]
     docs = (Doc(nlp.vocab, words=list(s.tokens)) for s in sentences)
     predicted = iter(
-        convert(_iob2_from_doc(doc), "iob2", "iob1") for doc in nlp.pipe(docs, batch_size=batch_size)
+        convert(_iob2_from_doc(doc), "iob2", "iob1")
+        for doc in nlp.pipe(docs, batch_size=batch_size)
     )
 
     def blocks():
@@ -283,10 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="convert CoNLL-2003 and train the spaCy NER peer on CPU")
     tr.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (git-ignored runs/)")
     tr.add_argument("--data", default=None, help="folder with train.txt/dev.txt (IOB1)")
-    tr.add_argument("--max-steps", type=int, default=6000, help="spaCy training.max_steps")
+    tr.add_argument("--max-steps", type=int, default=2000, help="spaCy training.max_steps")
+    tr.add_argument(
+        "--batch-words",
+        type=int,
+        default=400,
+        help="largest batch in words (the compounding batch size grows from 100 to this)",
+    )
     tr.add_argument("--max-epochs", type=int, default=0, help="training.max_epochs (0 = no cap)")
-    tr.add_argument("--eval-frequency", type=int, default=500, help="steps between dev scores")
-    tr.add_argument("--patience", type=int, default=3000, help="stop after N steps w/o gain")
+    tr.add_argument("--eval-frequency", type=int, default=400, help="steps between dev scores")
+    tr.add_argument("--patience", type=int, default=1600, help="stop after N steps w/o gain")
     tr.add_argument("--seed", type=int, default=0, help="system.seed")
     tr.add_argument("--threads", type=int, default=1, help="OMP/BLAS threads")
     tg = sub.add_parser("tag", help="tag a pre-tokenised CoNLL file (whole process)")

@@ -41,7 +41,7 @@ import numpy as np
 
 from ner.data.vocab import Vocab
 from ner.decode import Transitions, constrain
-from ner.features import Featurizer, Features, WordTables, word_vectors
+from ner.features import Features, Featurizer, WordTables, word_vectors
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the ONNX path never imports torch
     from ner.models.tagger import Tagger
@@ -112,7 +112,9 @@ def _read_json(path: Path) -> Any:
     except UnicodeDecodeError as e:
         raise BundleError(path, f"corrupt JSON (not UTF-8: {e.reason})") from None
     except json.JSONDecodeError as e:
-        raise BundleError(path, f"corrupt JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+        raise BundleError(
+            path, f"corrupt JSON (line {e.lineno} column {e.colno}: {e.msg})"
+        ) from None
 
 
 def _require(data: Mapping[str, Any], key: str, path: Path, kind: type | tuple[type, ...]) -> Any:
@@ -202,7 +204,8 @@ def export_bundle(
         size = sum(p.stat().st_size for p in tmp.iterdir())
         if max_bytes is not None and size > max_bytes:
             raise BundleError(
-                out, f"bundle would be {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB cap"
+                out,
+                f"bundle would be {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB cap",
             )
         os.chmod(tmp, 0o755)
         _swap_into_place(tmp, out)
@@ -220,7 +223,9 @@ def _check_export_args(
     if len(labels) != config.num_tags:
         raise ValueError(f"{len(labels)} labels for a model with num_tags={config.num_tags}")
     if len(words) != config.vocab_size:
-        raise ValueError(f"word vocabulary has {len(words)} entries, model vocab_size={config.vocab_size}")
+        raise ValueError(
+            f"word vocabulary has {len(words)} entries, model vocab_size={config.vocab_size}"
+        )
     if config.uses_chars and (chars is None or len(chars) != config.num_chars):
         raise ValueError(f"model needs a character vocabulary of {config.num_chars} entries")
     if tag_scheme not in ("iob1", "iob2", "bioes", "binary"):
@@ -403,6 +408,9 @@ def _ort_threads(threads: int | None) -> int:
 def _ort_session(path: Path, threads: int | None) -> Any:
     import onnxruntime as ort
 
+    if not path.is_file():
+        raise BundleError(path, "missing file (the bundle is incomplete)")
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = _ort_threads(threads)
     options.inter_op_num_threads = 1
@@ -434,7 +442,9 @@ class _OnnxRuntime:
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = [o for o in self.session.get_outputs() if o.name == ONNX_OUTPUT]
         if "word_vectors" not in inputs or not outputs:
-            raise BundleError(path, f"graph lacks the input 'word_vectors' or output {ONNX_OUTPUT!r}")
+            raise BundleError(
+                path, f"graph lacks the input 'word_vectors' or output {ONNX_OUTPUT!r}"
+            )
         k = outputs[0].shape[-1] if outputs[0].shape else None
         if isinstance(k, int) and k != num_tags:
             raise BundleError(path, f"graph outputs {k} tags, config.json says {num_tags}")
@@ -446,12 +456,14 @@ class _OnnxRuntime:
 class _TorchRuntime:
     """Emissions with PyTorch: a Tagger rebuilt from config.json and weights.pt."""
 
-    def __init__(self, path: Path, tagger_config: dict[str, Any], threads: int | None) -> None:
+    def __init__(self, path: Path, tagger_config: dict[str, Any]) -> None:
         import torch
 
         from ner.models.tagger import Tagger, TaggerConfig
 
         config_path = path.parent / CONFIG
+        if not path.is_file():
+            raise BundleError(path, "missing file (the bundle is incomplete)")
         try:
             config = TaggerConfig.from_dict(tagger_config)
         except (TypeError, ValueError) as e:
@@ -459,7 +471,9 @@ class _TorchRuntime:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # zip/pickle-level errors differ by torch version
-            raise BundleError(path, f"corrupt or truncated weights ({type(e).__name__}: {e})") from None
+            raise BundleError(
+                path, f"corrupt or truncated weights ({type(e).__name__}: {e})"
+            ) from None
         if not isinstance(state, dict):
             raise BundleError(path, "not a state_dict")
         model = Tagger(config)
@@ -470,9 +484,10 @@ class _TorchRuntime:
             raise BundleError(path, f"weights do not fit the config ({reason})") from None
         missing = [k for k in missing if not k.startswith(_WORD_TABLE_PREFIX)]
         if missing or unexpected:
-            raise BundleError(path, f"weights do not fit the config (missing {missing}, unexpected {unexpected})")
+            raise BundleError(
+                path, f"weights do not fit the config (missing {missing}, unexpected {unexpected})"
+            )
         self.model = model.eval()
-        self.threads = threads
         self._torch = torch
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -557,7 +572,8 @@ def load_bundle(
     Args:
         path: the bundle directory.
         backend: ``"onnx"`` (ONNX Runtime, never imports torch) or ``"torch"``.
-        threads: ONNX Runtime intra-op threads (default ``$NER_ORT_THREADS`` or 1).
+        threads: ONNX Runtime intra-op threads (default ``$NER_ORT_THREADS`` or 1); the torch
+            backend uses torch's own thread setting.
 
     Raises:
         BundleError: a missing directory or file, corrupt JSON, an unknown or newer
@@ -599,7 +615,7 @@ def load_bundle(
     if backend == "onnx":
         runtime: Any = _OnnxRuntime(root / ONNX, threads, len(labels))
     else:
-        runtime = _TorchRuntime(root / WEIGHTS, tagger, threads)
+        runtime = _TorchRuntime(root / WEIGHTS, tagger)
     return Bundle(
         path=root,
         backend=backend,
@@ -625,7 +641,9 @@ def _check_format_version(cfg: dict[str, Any], path: Path) -> None:
             f"({FORMAT_VERSION}); upgrade the ner package",
         )
     if version != FORMAT_VERSION:
-        raise BundleError(path, f"unknown bundle format_version {version} (expected {FORMAT_VERSION})")
+        raise BundleError(
+            path, f"unknown bundle format_version {version} (expected {FORMAT_VERSION})"
+        )
 
 
 def _check_files(root: Path, files: dict[str, Any]) -> None:
@@ -636,7 +654,9 @@ def _check_files(root: Path, files: dict[str, Any]) -> None:
         if not path.is_file():
             raise BundleError(path, "missing file (the bundle is incomplete)")
         if _sha256(path) != digest:
-            raise BundleError(path, "corrupt, truncated or modified file (sha256 differs from config.json)")
+            raise BundleError(
+                path, "corrupt, truncated or modified file (sha256 differs from config.json)"
+            )
 
 
 def _load_featurizer(root: Path, settings: dict[str, Any]) -> Featurizer:
@@ -663,8 +683,14 @@ def _load_table(path: Path, vocab_size: int, dim: Any) -> np.ndarray:
         table = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise BundleError(path, f"corrupt or truncated array ({e})") from None
-    if table.ndim != 2 or table.shape[0] != vocab_size or (isinstance(dim, int) and table.shape[1] != dim):
-        raise BundleError(path, f"table shape {table.shape} does not fit vocab size {vocab_size}, dim {dim}")
+    if (
+        table.ndim != 2
+        or table.shape[0] != vocab_size
+        or (isinstance(dim, int) and table.shape[1] != dim)
+    ):
+        raise BundleError(
+            path, f"table shape {table.shape} does not fit vocab size {vocab_size}, dim {dim}"
+        )
     return table
 
 
@@ -677,7 +703,8 @@ def _load_glove(ref: Any, cfg_path: Path) -> np.ndarray:
         glove = load_glove()
     except (ImportError, OSError, ValueError) as e:
         raise BundleError(
-            cfg_path, f"the model needs the GloVe package {ref.get('package')!r}, which failed to load ({e})"
+            cfg_path,
+            f"the model needs the GloVe package {ref.get('package')!r}, which failed to load ({e})",
         ) from None
     if glove.sha256 != ref["sha256"]:
         raise BundleError(

@@ -172,7 +172,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
-        help=f"bundle directory (default: {DEFAULT_MODEL.relative_to(REPO_ROOT)} when present)",
+        help="bundle directory (default: models/conll2003-en in the repository, when present)",
     )
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="emissions backend")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per batch")
@@ -214,9 +214,7 @@ def _cmd_predict(ns: argparse.Namespace) -> int:
     if scheme == "auto":
         scheme = detect_scheme(s.labels for s in sentences if s.labels is not None)
         scheme = scheme or _default_scheme(predictor.bundle.tag_scheme)
-    predicted = iter(
-        predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size)
-    )
+    predicted = iter(predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size))
 
     def blocks() -> Iterator[Any]:
         for item in items:
@@ -231,9 +229,7 @@ def _cmd_predict(ns: argparse.Namespace) -> int:
 
     _check_output_dir(ns.output)
     write_conll(ns.output, blocks())
-    print(
-        f"ner: tagged {len(sentences)} sentences ({scheme}) -> {ns.output}", file=sys.stderr
-    )
+    print(f"ner: tagged {len(sentences)} sentences ({scheme}) -> {ns.output}", file=sys.stderr)
     return 0
 
 
@@ -253,18 +249,23 @@ def _cmd_tag(ns: argparse.Namespace) -> int:
 
 def _cmd_eval(ns: argparse.Namespace) -> int:
     from ner.data.conll import Sentence
-    from ner.metrics import entity_scores
 
     sentences = [s for s in _read_items(ns.data, labels=True) if isinstance(s, Sentence)]
     if not sentences:
         raise CliError(f"{ns.data}: no sentences to evaluate")
+    from ner.metrics import entity_scores
+
     gold = [list(s.labels or ()) for s in sentences]
     predictor = _predictor(ns)
     scheme = detect_scheme(gold) or _default_scheme(predictor.bundle.tag_scheme)
     pred = predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size)
     report = entity_scores(gold, pred, scheme=scheme)
     result = {
-        "model": {"name": predictor.name, "version": predictor.version, "path": str(ns.model or DEFAULT_MODEL)},
+        "model": {
+            "name": predictor.name,
+            "version": predictor.version,
+            "path": str(ns.model or DEFAULT_MODEL),
+        },
         "data": str(ns.data),
         "scheme": scheme,
         "backend": ns.backend,
@@ -369,7 +370,8 @@ def format_report(result: dict[str, Any]) -> str:
     micro = result["micro"]
     lines = [
         f"model {result['model']['name']} {result['model']['version']} on {result['data']} "
-        f"({result['sentences']} sentences, scheme {result['scheme']}, backend {result['backend']})",
+        f"({result['sentences']} sentences, scheme {result['scheme']}, "
+        f"backend {result['backend']})",
         f"token accuracy: {100 * result['token_accuracy']:.2f}%",
         f"{'type':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}",
     ]

@@ -165,7 +165,9 @@ class Predictor:
         per_doc: list[list[tuple[list[Token], Decoded]]] = [[] for _ in prepared]
         for (d, piece), dec in zip(sentences, decoded, strict=True):
             per_doc[d].append((piece, dec))
-        return [self._document(text, parts) for (text, _), parts in zip(prepared, per_doc, strict=True)]
+        return [
+            self._document(text, parts) for (text, _), parts in zip(prepared, per_doc, strict=True)
+        ]
 
     def predict_tokens(
         self, sentences: Sequence[Sequence[str]], scheme: str = "iob2", batch_size: int = 64
@@ -203,7 +205,9 @@ class Predictor:
         """Indices of non-empty sentences, sorted by length and cut into batches."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = sorted((i for i, s in enumerate(sentences) if len(s)), key=lambda i: len(sentences[i]))
+        order = sorted(
+            (i for i, s in enumerate(sentences) if len(s)), key=lambda i: len(sentences[i])
+        )
         for k in range(0, len(order), batch_size):
             yield order[k : k + batch_size]
 
@@ -240,7 +244,9 @@ class Predictor:
             scores = dec.tag_scores
             for tok, label, score in zip(piece, iob2, scores, strict=True):
                 tokens.append(
-                    TokenResult(tok.text, tok.start, tok.end, label, int(label != "O"), float(score))
+                    TokenResult(
+                        tok.text, tok.start, tok.end, label, int(label != "O"), float(score)
+                    )
                 )
             for span in spans:
                 start, end = piece[span.start].start, piece[span.end - 1].end
@@ -260,4 +266,6 @@ class Predictor:
 
 def _empty_decoded(bundle: Bundle) -> Decoded:
     k = bundle.num_tags
-    return decode_batch(np.zeros((1, 0, k), dtype=np.float32), np.zeros(1, dtype=np.int64), bundle.transitions)[0]
+    return decode_batch(
+        np.zeros((1, 0, k), dtype=np.float32), np.zeros(1, dtype=np.int64), bundle.transitions
+    )[0]

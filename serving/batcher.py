@@ -1,4 +1,4 @@
-"""Dynamic micro-batching: sentences of requests that arrive close together share one predictor call.
+"""Dynamic micro-batching: requests that arrive close together share one predictor call.
 
 One ``MicroBatcher`` per model. Requests wait in a bounded queue (``queue_size`` requests; a full
 queue refuses with ``QueueFull``, which the API turns into 503 + Retry-After), so memory is bounded
@@ -79,7 +79,9 @@ class MicroBatcher:
         """Start the worker task on the running loop."""
         self._wakeup = asyncio.Event()
         self._closing = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"batcher-{self.name}"
+        )
 
     async def close(self) -> None:
         """Tag what is queued, then stop the worker."""
@@ -165,7 +167,9 @@ class MicroBatcher:
                 self._executor, self._predict, sentences, self.max_batch_size
             )
             if len(results) != len(sentences):
-                raise RuntimeError(f"predictor returned {len(results)} results for {len(sentences)}")
+                raise RuntimeError(
+                    f"predictor returned {len(results)} results for {len(sentences)}"
+                )
         except Exception as exc:  # delivered to each waiting request, never kills the worker
             log.exception("inference failed for model %s", self.name)
             for job in batch:

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's settings, model registry and metrics (set up by ``create_app``)."""
+"""FastAPI dependencies: the app's settings, models and metrics (set up by ``create_app``)."""
 
 from __future__ import annotations
 

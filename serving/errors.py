@@ -8,6 +8,7 @@ ready (with ``Retry-After``). Handlers never put a traceback in a response.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,6 +18,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("serving")
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that stays valid UTF-8 even if a string holds a lone surrogate (escaped as ASCII)."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 class ApiError(Exception):
@@ -51,7 +63,7 @@ class ApiError(Exception):
 
     def response(self) -> JSONResponse:
         """The error as a response."""
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+        return SafeJSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def overloaded(retry_after_s: int, message: str) -> ApiError:

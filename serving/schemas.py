@@ -6,9 +6,10 @@ every rule the server applies (lengths, item counts, patterns, ``additionalPrope
 the model names), so that a schema-driven client knows exactly what is valid.
 
 Patterns are ECMA-262 (JSON Schema) and say:
-- text: no control characters other than tab, newline and carriage return, no lone surrogates,
-  and at least one character that is not white space;
-- a given token: no control characters, no white space, no lone surrogates.
+- text: no control characters other than tab, newline and carriage return, and at least one
+  character that is not white space;
+- a given token: no control characters and no white space.
+Every string must also be valid Unicode: a lone surrogate (``"\\ud800"``) is rejected with 422.
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ _SURROGATE = r"\ud800-\udfff"
 # Python's str.isspace() set, less the control characters excluded anyway.
 _SPACE = r"\u0009\u000a\u000d\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
-_TEXT_BODY = f"[{_SPACE}]*[^{_CONTROL}{_SURROGATE}{_SPACE}][^{_CONTROL}{_SURROGATE}]*"
-_TOKEN_BODY = f"[^{_CONTROL}{_SURROGATE}{_SPACE}]+"
+# The published patterns leave lone surrogates out: a JSON Schema (Unicode) regex cannot name them,
+# and a string holding one is not valid Unicode, so no schema-valid value has one. The server
+# rejects them all the same (pydantic's string_unicode error, or the checks below).
+_TEXT_BODY = f"[{_SPACE}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*"
+_TOKEN_BODY = f"[^{_CONTROL}{_SPACE}]+"
 TEXT_PATTERN = f"^{_TEXT_BODY}$"
 TOKEN_PATTERN = f"^{_TOKEN_BODY}$"
 
-_TEXT_RE = re.compile(_TEXT_BODY)
-_TOKEN_RE = re.compile(_TOKEN_BODY)
+_TEXT_RE = re.compile(f"[{_SPACE}]*[^{_CONTROL}{_SURROGATE}{_SPACE}][^{_CONTROL}{_SURROGATE}]*")
+_TOKEN_RE = re.compile(f"[^{_CONTROL}{_SURROGATE}{_SPACE}]+")
 _BAD_TEXT_CHAR = re.compile(f"[{_CONTROL}{_SURROGATE}]")
 _BAD_TOKEN_CHAR = re.compile(f"[{_CONTROL}{_SURROGATE}{_SPACE}]")
 
@@ -158,8 +162,9 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
             "in the response index the tokens joined by single spaces.",
         ),
     ]
+    names_t: Any = Literal[model_names] if model_names else str  # type: ignore[valid-type]
     model_t = Annotated[
-        Literal[model_names],  # type: ignore[valid-type]
+        names_t,
         Field(
             default=None,
             description="A loaded model's name (GET /v1/models); omitted: the default model.",

@@ -4,7 +4,8 @@
     ner train fit -c configs/conll2003-fast.yaml --ckpt_path last      # resume after a kill
     ner train fit -c configs/conll2003.yaml --trainer.accelerator gpu --trainer.devices 4 \\
         --trainer.strategy ddp --trainer.precision bf16-mixed
-    ner train validate -c configs/conll2003-fast.yaml --ckpt_path runs/conll2003-fast/checkpoints/last.ckpt
+    ner train validate -c configs/conll2003-fast.yaml \\
+        --ckpt_path runs/conll2003-fast/checkpoints/last.ckpt
     ner train fit -c configs/conll2003.yaml --print_config
 
 Sizes that come from the data (labels, vocabulary, characters) are linked from the datamodule into
@@ -13,8 +14,8 @@ bundle are linked from the model's arguments at parse time, so nothing is typed 
 
 Run layout (``<save_dir>/<name>`` from the first logger, ``runs/ner`` by default)::
 
-    runs/<name>/checkpoints/     best (by dev F1) and last.ckpt: fixed, so ``--ckpt_path last`` works
-    runs/<name>/version_N/       CSV + TensorBoard logs, config.yaml, history.csv, *.png plots
+    runs/<name>/checkpoints/  best (by dev F1) and last.ckpt; fixed, so ``--ckpt_path last`` works
+    runs/<name>/version_N/    CSV + TensorBoard logs, config.yaml, history.csv, *.png plots
 
 The CLI never touches ``sys.argv``: arguments are passed explicitly, so DDP's re-launch of the
 same command line (Lightning's subprocess launcher, torchrun, SLURM) sees the original command.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +108,11 @@ class NerCLI(LightningCLI):
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults(
-            {"early_stopping.monitor": "val_f1", "early_stopping.mode": "max", "early_stopping.patience": 10}
+            {
+                "early_stopping.monitor": "val_f1",
+                "early_stopping.mode": "max",
+                "early_stopping.patience": 10,
+            }
         )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
@@ -126,7 +132,9 @@ class NerCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with a RichProgressBar unless the bar is disabled or another is given."""
-        extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+        extra = [
+            self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys
+        ]
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         given = config.get("callbacks") or []
         given = given if isinstance(given, list) else [given]
@@ -138,7 +146,7 @@ class NerCLI(LightningCLI):
 
 
 def _prepare_run_layout(config: Namespace) -> None:
-    """Give every logger the same ``version_N`` and put checkpoints in ``<save_dir>/<name>/checkpoints``."""
+    """Give all loggers one ``version_N``; checkpoints go to ``<save_dir>/<name>/checkpoints``."""
     loggers = config.trainer.get("logger")
     if isinstance(loggers, Namespace):
         loggers = [loggers]
@@ -164,12 +172,15 @@ def _prepare_run_layout(config: Namespace) -> None:
 def run(argv: Sequence[str] | None = None, **kwargs: Any) -> NerCLI:
     """Build and run the CLI; returns it (``cli.model``, ``cli.datamodule``, ``cli.trainer``)."""
     had_version = RUN_VERSION_ENV in os.environ
+    # `ner train ARGS` passes ARGS explicitly while sys.argv still holds the whole command line.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     try:
         return NerCLI(
             NerTagger,
             NerDataModule,
             args=list(sys.argv[1:] if argv is None else argv),
             seed_everything_default=42,
+            auto_configure_optimizers=False,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "ner train", "description": "Train a recurrent NER tagger."},

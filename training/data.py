@@ -1,4 +1,4 @@
-"""CoNLL files -> Hugging Face ``datasets`` (Arrow, cached by file sha256) -> length-bucketed batches.
+"""CoNLL files -> Hugging Face ``datasets`` (Arrow, cached by file sha256) -> bucketed batches.
 
 Each split is read once with ``Dataset.from_generator`` (``tokens`` as strings, ``tags`` converted
 to the training tag scheme) and cached under ``cache_dir``. The file's sha256 is part of the cache
@@ -99,7 +99,7 @@ def load_split(
     input_scheme: InputScheme = "iob1",
     tag_scheme: TagScheme = "bioes",
 ) -> Any:
-    """A CoNLL file as a ``datasets.Dataset`` with string ``tokens`` and ``tags`` (in ``tag_scheme``).
+    """A CoNLL file as a ``datasets.Dataset``: string ``tokens`` and ``tags`` (in ``tag_scheme``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -435,7 +435,9 @@ class NerDataModule(pl.LightningDataModule):
                 f"({self.train_path}); the model cannot predict them"
             )
         ds = ds.cast(
-            Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=labels))})
+            Features(
+                {"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=labels))}
+            )
         )
         p = resolve_data_path(path)
         table = ds.data

@@ -111,7 +111,12 @@ class NerTagger(pl.LightningModule):
         self.labels = list(labels or ["O"])
         self.tag_scheme = tag_scheme
         self.optimizer_name = optimizer
-        self.lr, self.momentum, self.weight_decay, self.lr_decay = lr, momentum, weight_decay, lr_decay
+        self.lr, self.momentum, self.weight_decay, self.lr_decay = (
+            lr,
+            momentum,
+            weight_decay,
+            lr_decay,
+        )
         if init_from:
             config, state = _bundle_weights(init_from, self.labels)
         else:
@@ -154,7 +159,11 @@ class NerTagger(pl.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """A batch from ``training.data.Collate`` -> emissions (B, T, K)."""
         return self.model(
-            batch["word_ids"], batch["glove_ids"], batch["char_ids"], batch["casing_ids"], batch["lengths"]
+            batch["word_ids"],
+            batch["glove_ids"],
+            batch["char_ids"],
+            batch["casing_ids"],
+            batch["lengths"],
         )
 
     def decode(self, emissions: Tensor, lengths: Tensor) -> list[list[str]]:
@@ -184,7 +193,15 @@ class NerTagger(pl.LightningModule):
         emissions = self(batch)
         loss = self.model.loss(emissions, batch["tags"], batch["lengths"])
         b = int(batch["lengths"].shape[0])
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=b, sync_dist=True)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=b,
+            sync_dist=True,
+        )
         self._loss_sum += float(loss.detach()) * b
         self._loss_count += b
         return loss
@@ -318,7 +335,9 @@ def _bundle_weights(path: str, labels: list[str]) -> tuple[TaggerConfig, dict[st
 
     bundle = load_bundle(path, backend="onnx")  # validates files and checksums; no torch model
     if list(bundle.labels) != labels:
-        raise ValueError(f"{path}: bundle labels {list(bundle.labels)} differ from the data's {labels}")
+        raise ValueError(
+            f"{path}: bundle labels {list(bundle.labels)} differ from the data's {labels}"
+        )
     config = TaggerConfig.from_dict(bundle.tagger_config)
     state = torch.load(Path(path) / WEIGHTS, map_location="cpu", weights_only=True)
     table = torch.from_numpy(np.asarray(bundle.tables.table, dtype=np.float32))  # (V, D)

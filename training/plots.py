@@ -114,16 +114,23 @@ def _plot(
 
 
 def plot_metrics(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``loss.png``, ``f1.png`` and ``f1_per_type.png`` from a metrics CSV into ``out_dir``."""
+    """Write ``loss.png``, ``f1.png`` and ``f1_per_type.png`` from a metrics CSV to ``out_dir``."""
     series = read_epoch_metrics(csv_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    losses = [(name, series.get(_loss_key(series, name) or "", [])) for name in ("train_loss", "val_loss")]
+    losses = [
+        (name, series.get(_loss_key(series, name) or "", [])) for name in ("train_loss", "val_loss")
+    ]
     percent = {k: [(e, 100 * v) for e, v in pts] for k, pts in series.items()}
     per_type = sorted(k for k in series if k.startswith("val_f1_"))
     return [
         _plot(out / PLOT_FILES[0], "Loss per epoch", "loss (NLL per sentence)", losses),
-        _plot(out / PLOT_FILES[1], "Dev entity F1 per epoch", "F1 (%)", [("val_f1", percent.get("val_f1", []))]),
+        _plot(
+            out / PLOT_FILES[1],
+            "Dev entity F1 per epoch",
+            "F1 (%)",
+            [("val_f1", percent.get("val_f1", []))],
+        ),
         _plot(
             out / PLOT_FILES[2],
             "Dev F1 per entity type",

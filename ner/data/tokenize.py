@@ -51,7 +51,7 @@ from functools import cache
 __all__ = ["Token", "split_sentences", "tokenize", "tokens_from_words"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Token:
     """One token: ``text == source[start:end]``; offsets are code points (Python ``str`` indices)."""
 
@@ -117,6 +117,7 @@ class _Classes:
     invisible: str  # format characters and invisible marks: attach, never start a token
     mark: str  # visible grapheme extenders: attach; start a token only after a separator
     extend: str  # invisible | mark, without the ZWJ
+    word_or_extend: str  # re's \w or extend, without n and N
     prepend: str
     pictographic: str  # what a ZWJ glues to the cluster before it
     upper: str
@@ -125,8 +126,11 @@ class _Classes:
 @cache
 def _classes() -> _Classes:
     sep, invisible, mark, pict, upper = set(_SEPARATOR_EXTRA), set(), set(), set(), set()
+    word = {ord("_")}
     for cp in _scan_planes():
         ch = chr(cp)
+        if ch.isalnum():  # exactly re's \w, with "_"
+            word.add(cp)
         cat = unicodedata.category(ch)
         if ch.isspace() or cat == "Cc":
             sep.add(cp)
@@ -146,6 +150,7 @@ def _classes() -> _Classes:
         invisible=_char_class(invisible),
         mark=_char_class(mark),
         extend=_char_class((invisible | mark) - {0x200D}),
+        word_or_extend=_char_class((word | invisible | mark) - {0x200D, ord("n"), ord("N")}),
         prepend=_char_class(prepend),
         pictographic=_char_class(pict | set(_PICTOGRAPHIC_EXTRA)),
         upper=_char_class(upper),
@@ -161,29 +166,51 @@ _ABBREVIATIONS = (
 ).split()
 
 
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching exactly ``words``, as a prefix tree (cheaper than a flat alternation)."""
+    tree: dict[str, dict] = {}
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict]) -> str:
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        optional = "" in node
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if optional:
+            body = f"(?:{body})?" if len(branches) == 1 else body + "?"
+        return body
+
+    return emit(tree)
+
+
 @cache
 def _token_regex() -> re.Pattern[str]:
+    """``(?:separators)(token)``: group 1 is the token; it is ``None`` only at the end of text."""
     c = _classes()
     glue = f"(?:{_REGIONAL_INDICATOR}{{2}}|[{c.pictographic}])"
     # What follows a base character in its grapheme cluster: marks, format characters, and after
-    # a ZWJ one pictographic character (emoji ZWJ sequences). Possessive: never given back.
+    # a ZWJ one pictographic character (emoji ZWJ sequences). Possessive: never given back, so a
+    # token cannot end inside a cluster.
     tail = f"(?:[{c.extend}]|\u200d{glue}?)*+"
     end = r"(?!\w)"
     clitic = rf"(?i:s|m|d|ll|re|ve){tail}{end}"
     nt = rf"[nN]['’][tT]{tail}{end}"
-    word_char = rf"(?!{nt})\w{tail}"
-    segment = (
-        rf"(?:{word_char})+"
-        rf"(?:['’](?!{clitic})(?:{word_char})+|(?<=\d)[.,:/](?=\d)(?:{word_char})+)*"
-    )
+    # A run of word characters with their marks; an "n" stops the run before "n't".
+    n_ok = rf"[nN](?!['’][tT]{tail}{end})"
+    run = rf"(?:[^\WnN]|{n_ok})(?:[{c.word_or_extend}]++|{n_ok}|\u200d{glue}?)*+"
+    segment = rf"{run}(?:['’](?!{clitic}){run}|(?<=\d)[.,:/](?=\d){run})*"
     hyphen = "[-\u2010\u2011]"
     letter = rf"[^\W\d_]{tail}"
-    abbreviations = "|".join(sorted(_ABBREVIATIONS, key=len, reverse=True))
     alternatives = [
         # URL: scheme, then anything but separators; trailing punctuation is left out.
         rf"(?:https?|ftp)://[^{c.sep}]*[^{c.sep}.,;:!?'\"()\[\]{{}}<>«»“”‘’]",
         rf"(?:{letter}\.{tail}){{2,}}(?:{hyphen}{segment})*",  # U.S. e.g. U.S.-led
-        rf"(?:{abbreviations})\.{tail}(?!\w)",  # Mr. Jan. Corp.
+        rf"{_trie(_ABBREVIATIONS)}\.{tail}{end}",  # Mr. Jan. Corp.
         rf"No\.{tail}(?=\s*\d)",  # No. 1
         rf"[{c.upper}]{tail}\.{tail}(?=\s+[{c.upper}])",  # initial: John F. Kennedy
         rf"['’]{clitic}",  # 's 'll ...
@@ -193,7 +220,10 @@ def _token_regex() -> re.Pattern[str]:
         rf"[{c.invisible}]*[{c.mark}]{tail}",  # marks with no base (after a separator)
         rf"[{c.prepend}]*(?:{_REGIONAL_INDICATOR}{{2}}|[^{c.sep}{c.invisible}]){tail}",  # symbol
     ]
-    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+    # Skipped between tokens: separators, and invisible characters that no mark follows.
+    skip = rf"(?:[{c.sep}]++|[{c.invisible}](?![{c.invisible}]*[{c.mark}]))*+"
+    token = "|".join(f"(?:{a})" for a in alternatives)
+    return re.compile(rf"{skip}(?:({token})|\Z)")
 
 
 def tokenize(text: str) -> list[Token]:
@@ -206,7 +236,9 @@ def tokenize(text: str) -> list[Token]:
     """
     if not isinstance(text, str):
         raise TypeError(f"tokenize() expects str, got {type(text).__name__}")
-    return [Token(m.group(), m.start(), m.end()) for m in _token_regex().finditer(text)]
+    return [
+        Token(m[1], *m.span(1)) for m in _token_regex().finditer(text) if m.lastindex
+    ]
 
 
 # --- sentences -----------------------------------------------------------------------------------

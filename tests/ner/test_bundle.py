@@ -369,6 +369,10 @@ def test_export_checks_sizes(tmp_path: Path) -> None:
     model, words, chars, labels = _tiny_model()
     with pytest.raises(ValueError, match="labels"):
         export_bundle(
-            model, out_dir=tmp_path / "b", words=words, chars=chars, labels=labels[:2],
+            model,
+            out_dir=tmp_path / "b",
+            words=words,
+            chars=chars,
+            labels=labels[:2],
             tag_scheme="iob2",
         )

@@ -1,0 +1,322 @@
+"""CPU tagging speed and accuracy: our shipped model against the spaCy peer, as whole processes.
+
+Each system runs as a fresh process that loads its model, tags the pre-tokenised CoNLL-2003 dev
+file and writes the conlleval layout ``token gold predicted``:
+
+- ours: ``python -m ner.cli predict --model models/conll2003-en --input DEV --output OUT``
+  (ONNX Runtime backend);
+- spaCy: ``.venv-spacy/bin/python bench/spacy_peer.py tag --model runs/spacy-peer/model-best ...``
+  (build the peer first with ``python bench/spacy_peer.py train``).
+
+Both get the same thread budget (``--threads``, default 1: ``OMP_NUM_THREADS`` and friends, and
+``--threads`` for ONNX Runtime). After one untimed warm-up run each (page cache), each runs
+``--repeats`` times; the report gives the median wall time, sentences/s and tokens/s, the peak RSS
+and CPU time of the process, and the entity F1 of the output on the dev file, scored with
+``ner.metrics.entity_scores`` (seqeval's default mode when that module is missing). Usage::
+
+    python bench/tag_speed.py [--model DIR] [--spacy-model DIR] [--input FILE] [--repeats 3]
+        [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from ner.data.conll import ConllFormatError, Sentence, read_conll  # noqa: E402
+from ner.data.schemes import convert  # noqa: E402
+from ner.settings import data_dir  # noqa: E402
+
+SPACY_PYTHON = REPO_ROOT / ".venv-spacy" / "bin" / "python"
+SPACY_PEER = REPO_ROOT / "bench" / "spacy_peer.py"
+DEFAULT_MODEL = REPO_ROOT / "models" / "conll2003-en"
+DEFAULT_SPACY_MODEL = REPO_ROOT / "runs" / "spacy-peer" / "model-best"
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+class BenchError(RuntimeError):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed process: wall seconds, CPU seconds (user + sys) and peak RSS in MiB."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """All runs of one system and the accuracy of its (last) output."""
+
+    name: str
+    command: list[str]
+    runs: list[Run]
+    sentences: int
+    tokens: int
+    precision: float
+    recall: float
+    f1: float
+
+    @property
+    def median_wall_s(self) -> float:
+        return statistics.median(r.wall_s for r in self.runs)
+
+    @property
+    def sentences_per_s(self) -> float:
+        return self.sentences / self.median_wall_s
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.median_wall_s
+
+
+def timed_run(cmd: Sequence[str], env: dict[str, str]) -> Run:
+    """Run ``cmd`` to completion; wall time, CPU time and peak RSS of that one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise BenchError(
+            f"command failed with status {proc.returncode}: {shlex.join(cmd)}\n" + "\n".join(tail)
+        )
+    # ru_maxrss is in KiB on Linux
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def score(output: Path, gold_file: Path) -> tuple[float, float, float]:
+    """Entity precision, recall and F1 of ``output`` (``token [gold] predicted``) on ``gold_file``.
+
+    The gold tags come from ``gold_file`` (IOB1 for CoNLL-2003) and the tokens of both files must
+    match. Both sides are read into spans the conlleval way, so the predicted column may be IOB1,
+    IOB2 or BIOES.
+    """
+    gold_sents = read_conll(gold_file)
+    try:
+        pred_sents = read_conll(output)
+    except ConllFormatError as err:
+        raise BenchError(f"cannot read the tagger's output: {err}") from None
+    if len(gold_sents) != len(pred_sents):
+        raise BenchError(
+            f"{output}: {len(pred_sents)} sentences, the input {gold_file} has {len(gold_sents)}"
+        )
+    gold, pred = [], []
+    for g, p in zip(gold_sents, pred_sents, strict=True):
+        if g.tokens != p.tokens:
+            raise BenchError(f"{output}:{p.line}: tokens differ from {gold_file}:{g.line}")
+        gold.append(convert(g.labels or (), "iob1", "iob2"))
+        pred.append(convert(p.labels or (), "iob1", "iob2"))
+    try:
+        from ner.metrics import entity_scores
+    except ImportError:
+        from seqeval.metrics import f1_score, precision_score, recall_score
+
+        return precision_score(gold, pred), recall_score(gold, pred), f1_score(gold, pred)
+    micro = entity_scores(gold, pred, scheme="iob2").micro
+    return micro.precision, micro.recall, micro.f1
+
+
+def bench_system(
+    name: str,
+    make_cmd,
+    input_path: Path,
+    sentences: Sequence[Sentence],
+    repeats: int,
+    warmup: int,
+    env: dict[str, str],
+    workdir: Path,
+) -> Result:
+    """Warm up, run ``repeats`` timed processes and score the last output."""
+    output = workdir / f"{name}.out"
+    cmd = make_cmd(output, input_path)
+    for _ in range(warmup):
+        timed_run(cmd, env)
+    runs = []
+    for i in range(repeats):
+        output.unlink(missing_ok=True)
+        runs.append(timed_run(cmd, env))
+        print(f"  {name} run {i + 1}/{repeats}: {runs[-1].wall_s:.2f}s", file=sys.stderr)
+    p, r, f = score(output, input_path)
+    n_tokens = sum(len(s) for s in sentences)
+    shown = make_cmd(Path("OUT"), Path("DEV"))
+    return Result(name, shown, runs, len(sentences), n_tokens, p, r, f)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or what platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _display_cmd(cmd: Sequence[str]) -> str:
+    """The command with repository paths made relative, for the table."""
+    shown = []
+    for part in cmd:
+        if part == sys.executable:
+            shown.append("python")
+        elif part.startswith(str(REPO_ROOT) + os.sep):
+            shown.append(os.path.relpath(part, REPO_ROOT))
+        else:
+            shown.append(part)
+    return shlex.join(shown)
+
+
+def markdown(results: Sequence[Result], input_path: Path, threads: int, repeats: int) -> str:
+    """The report: machine and settings, one table row per system and the target check."""
+    lines = [
+        f"CPU tagging of `{input_path.name}` ({results[0].sentences} sentences, "
+        f"{results[0].tokens} tokens), whole processes (load + tag + write), "
+        f"median of {repeats} runs after a warm-up.",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores "
+        f"({len(os.sched_getaffinity(0))} usable), {platform.system()} {platform.release()}",
+        f"- Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Threads per process: {threads}",
+        "",
+        "| system | command | median wall (s) | sentences/s | tokens/s | CPU (s) | peak RSS (MiB) "
+        "| dev P | dev R | dev F1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        cpu = statistics.median(r.cpu_s for r in res.runs)
+        rss = max(r.peak_rss_mib for r in res.runs)
+        lines.append(
+            f"| {res.name} | `{_display_cmd(res.command)}` | {res.median_wall_s:.2f} "
+            f"| {res.sentences_per_s:,.0f} | {res.tokens_per_s:,.0f} | {cpu:.2f} | {rss:.0f} "
+            f"| {100 * res.precision:.2f} | {100 * res.recall:.2f} | {100 * res.f1:.2f} |"
+        )
+    by_name = {r.name: r for r in results}
+    if "ours" in by_name and "spacy" in by_name:
+        ours, peer = by_name["ours"], by_name["spacy"]
+        speedup = peer.median_wall_s / ours.median_wall_s
+        delta = 100 * (ours.f1 - peer.f1)
+        met = speedup >= 2 and delta > 0
+        lines += [
+            "",
+            f"Ours is {speedup:.2f}x the spaCy peer's speed and {delta:+.2f} F1 points "
+            f"(target: at least 2x faster and more accurate: {'met' if met else 'NOT met'}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _ours_cmd(args: argparse.Namespace):
+    base = [sys.executable, "-m", "ner.cli", "predict", "--model", str(args.model)]
+    extra = ["--threads", str(args.threads)]
+
+    def make(output: Path, input_path: Path) -> list[str]:
+        return [*base, "--input", str(input_path), "--output", str(output), *extra]
+
+    return make
+
+
+def _spacy_cmd(args: argparse.Namespace):
+    base = [str(SPACY_PYTHON), str(SPACY_PEER), "tag", "--model", str(args.spacy_model)]
+
+    def make(output: Path, input_path: Path) -> list[str]:
+        return [*base, "--input", str(input_path), "--output", str(output)]
+
+    return make
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="our bundle folder")
+    parser.add_argument(
+        "--spacy-model", type=Path, default=DEFAULT_SPACY_MODEL, help="spaCy pipeline folder"
+    )
+    parser.add_argument("--input", type=Path, default=None, help="default: conll2003/dev.txt")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per system")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per system first")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per process")
+    parser.add_argument(
+        "--only", choices=("ours", "spacy"), default=None, help="time one system only"
+    )
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the report here")
+    return parser
+
+
+def _check_inputs(args: argparse.Namespace, input_path: Path) -> None:
+    if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
+        raise BenchError("--repeats and --threads must be >= 1 and --warmup >= 0")
+    if not input_path.is_file():
+        raise BenchError(f"input file not found: {input_path} (set NER_DATA_DIR or --input)")
+    if args.only != "spacy" and not (args.model / "config.json").is_file():
+        raise BenchError(f"our bundle {args.model} has no config.json (train/export it first)")
+    if args.only != "ours":
+        if not SPACY_PYTHON.exists():
+            raise BenchError(f"{SPACY_PYTHON} is missing: see bench/spacy_peer.py to create it")
+        if not (args.spacy_model / "config.cfg").is_file():
+            raise BenchError(
+                f"{args.spacy_model} is not a spaCy pipeline: "
+                "run `python bench/spacy_peer.py train`"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    input_path = args.input or data_dir() / "conll2003" / "dev.txt"
+    env = {**os.environ, **dict.fromkeys(_THREAD_VARS, str(args.threads))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    try:
+        _check_inputs(args, input_path)
+        sentences = read_conll(input_path)
+        systems = {"ours": _ours_cmd(args), "spacy": _spacy_cmd(args)}
+        if args.only:
+            systems = {args.only: systems[args.only]}
+        results = []
+        with tempfile.TemporaryDirectory(prefix="tag-speed-") as tmp:
+            for name, make_cmd in systems.items():
+                print(f"timing {name} ...", file=sys.stderr)
+                results.append(
+                    bench_system(
+                        name,
+                        make_cmd,
+                        input_path,
+                        sentences,
+                        args.repeats,
+                        args.warmup,
+                        env,
+                        Path(tmp),
+                    )
+                )
+        report = markdown(results, input_path, args.threads, args.repeats)
+    except (BenchError, ConllFormatError, OSError) as err:
+        print(f"tag_speed: error: {err}", file=sys.stderr)
+        return 2
+    print(report, end="")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.markdown.with_name(f".{args.markdown.name}.tmp")
+        tmp.write_text(report, encoding="utf-8")
+        os.replace(tmp, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``ner serve``: start the HTTP service under uvicorn.
+
+::
+
+    ner serve [--model DIR ...] [--host H] [--port P] [--backend onnx|torch] [...]
+
+Flags override ``NER_``-prefixed environment variables (see ``serving.settings``). Models are
+loaded before uvicorn starts, so a bad bundle ends the command with one clear line naming the
+file (exit status 2) instead of a server that is half up. On SIGTERM or Ctrl-C uvicorn stops
+accepting connections, lets in-flight requests finish (up to ``graceful_timeout_s``), then the
+app drains its batchers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ner serve`` arguments; each default is None so that unset flags keep env values."""
+    p = argparse.ArgumentParser(
+        prog="ner serve",
+        description="Serve NER bundles over HTTP (POST /v1/tag, /v1/models, /readyz, /metrics).",
+    )
+    add = p.add_argument
+    add(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="DIR",
+        help="bundle directory to serve, named by its folder (repeatable); "
+        "default: every bundle under models/",
+    )
+    add("--models-dir", metavar="DIR", help="where to look for bundles when no --model is given")
+    add("--default-model", metavar="NAME", help="the default model of the ner task")
+    add("--host", help="interface to bind (default 127.0.0.1)")
+    add("--port", type=int, help="port to bind (default 8000)")
+    add("--backend", choices=["onnx", "torch"], help="inference backend (default onnx)")
+    add(
+        "--threads",
+        dest="intra_op_threads",
+        type=int,
+        metavar="N",
+        help="inference threads (default 1)",
+    )
+    add("--max-batch-size", type=int, metavar="N", help="sentences per micro-batch (default 64)")
+    add(
+        "--max-wait-ms",
+        type=float,
+        metavar="MS",
+        help="longest wait for batch-mates (default 2; 0 with --max-batch-size 1: no batching)",
+    )
+    add("--queue-size", type=int, metavar="N", help="waiting requests before 503 (default 256)")
+    add("--max-chars", type=int, metavar="N", help="characters per text (default 10000)")
+    add("--max-tokens", type=int, metavar="N", help="tokens per sentence (default 256)")
+    add("--max-documents", type=int, metavar="N", help="documents per request (default 64)")
+    add(
+        "--graceful-timeout",
+        dest="graceful_timeout_s",
+        type=float,
+        metavar="S",
+        help="how long shutdown waits for in-flight requests (default 30)",
+    )
+    add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add("--access-log", action="store_true", help="log every request (off by default)")
+    return p
+
+
+def _settings(ns: argparse.Namespace) -> Any:
+    from serving.settings import Settings
+
+    skip = {"log_level", "access_log", "default_model"}
+    overrides = {k: v for k, v in vars(ns).items() if v is not None and k not in skip}
+    if ns.default_model is not None:
+        overrides["default_models"] = {"ner": ns.default_model}
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ner serve``; returns the exit status (2: bad settings or a bad bundle)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        args = args[1:]
+    ns = build_parser().parse_args(args)
+    logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    try:
+        settings = _settings(ns)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        print(f"ner serve: error: bad settings: {problems}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from serving.main import create_app
+    from serving.registry import StartupError, load_predictors
+
+    try:
+        predictors = load_predictors(settings)
+    except StartupError as e:
+        print(f"ner serve: error: {e}", file=sys.stderr)
+        return 2
+    app = create_app(settings, predictors=predictors)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_level=ns.log_level,
+        access_log=ns.access_log,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3
