@@ -104,6 +104,8 @@ class NerCLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "epoch{epoch:03d}-val_f1{val_f1:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
+                # A new run of the same name replaces last.ckpt instead of writing last-v1.ckpt.
+                "checkpoint.enable_version_counter": False,
             }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")

@@ -162,7 +162,10 @@ def _classes() -> _Classes:
 _ABBREVIATIONS = (
     "Mr Mrs Ms Messrs Mme Mlle Dr Prof Rev Hon Sr Jr St Mt Ft Gen Gov Sen Rep Pres Lt Col Maj Capt "
     "Cmdr Adm Sgt Cpl Pte Insp Supt Det Inc Corp Ltd Co Cos Bros Dept Univ Assn Ave Blvd Rd "
-    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec vs etc approx al cf Fig Vol pp Nos"
+    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec vs etc approx al cf Fig Vol pp Nos "
+    # U.S. states as Reuters datelines write them
+    "Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Ky La Md Mass Mich Minn Miss Mo Mont Neb "
+    "Nev Okla Ore Pa Tenn Tex Va Vt Wash Wis Wyo"
 ).split()
 
 
@@ -210,8 +213,13 @@ def _token_regex() -> re.Pattern[str]:
         # URL: scheme, then anything but separators; trailing punctuation is left out.
         rf"(?:https?|ftp)://[^{c.sep}]*[^{c.sep}.,;:!?'\"()\[\]{{}}<>«»“”‘’]",
         rf"(?:{letter}\.{tail}){{2,}}(?:{hyphen}{segment})*",  # U.S. e.g. U.S.-led
+        rf"(?:{letter}\.{tail})+{letter}{end}",  # U.S without its last period, n.a
+        rf"[A-Z]{{1,3}}\$",  # US$ C$ HK$
+        rf"[{c.upper}]{{1,4}}(?:&[{c.upper}]{{1,4}})+{end}",  # S&P AT&T
         rf"{_trie(_ABBREVIATIONS)}\.{tail}{end}",  # Mr. Jan. Corp.
         rf"No\.{tail}(?=\s*\d)",  # No. 1
+        rf"(?<![^\n])\d{{1,3}}\.{tail}(?=[ \t])",  # "1. " numbering a list at a line start
+        rf"\+?\.?(?=\d){segment}(?:{hyphen}{segment})*",  # +44 .500 +0.05 +91-22-265
         rf"[{c.upper}]{tail}\.{tail}(?=\s+[{c.upper}])",  # initial: John F. Kennedy
         rf"['’]{clitic}",  # 's 'll ...
         nt,  # n't
@@ -221,7 +229,7 @@ def _token_regex() -> re.Pattern[str]:
         rf"[{c.prepend}]*(?:{_REGIONAL_INDICATOR}{{2}}|[^{c.sep}{c.invisible}]){tail}",  # symbol
     ]
     # Skipped between tokens: separators, and invisible characters that no mark follows.
-    skip = rf"(?:[{c.sep}]++|[{c.invisible}](?![{c.invisible}]*[{c.mark}]))*+"
+    skip = rf"(?:[{c.sep}]++|[{c.invisible}]++(?![{c.mark}]))*+"
     token = "|".join(f"(?:{a})" for a in alternatives)
     return re.compile(rf"{skip}(?:({token})|\Z)")
 

@@ -110,15 +110,20 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    """``documents.2.text`` from a pydantic location (union tags repeat the key; drop them)."""
-    parts: list[str] = []
+def _clean(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic location without the union tags (each tag repeats the key that follows)."""
+    out: list[Any] = []
     for item in loc:
-        part = str(item)
-        if parts and isinstance(item, str) and parts[-1] == part:
+        if out and isinstance(item, str) and out[-1] == item:
             continue
-        parts.append(ascii(part)[1:-1] if not part.isprintable() else part)
-    return ".".join(parts)
+        out.append(item)
+    return tuple(out)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``documents.2.text`` from a pydantic location."""
+    parts = (str(p) for p in _clean(loc))
+    return ".".join(p if p.isprintable() else ascii(p)[1:-1] for p in parts)
 
 
 def _kind(field: str) -> str:
@@ -173,7 +178,7 @@ def validation_error(error: ValidationError, data: Any, settings: Settings) -> A
 def _form_message(kind: str, data: Any, loc: tuple[Any, ...]) -> str:
     """Why an object matched none of the request (or document) forms."""
     value = data
-    for item in loc:
+    for item in _clean(loc):
         try:
             value = value[item]
         except (KeyError, IndexError, TypeError):

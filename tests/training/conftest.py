@@ -56,3 +56,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("tiny_run")
     cli = run(_tiny_args(tmp))
     return cli, tmp
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ner export`` of the tiny run's last.ckpt; returns the bundle directory."""
+    from training.export import main as export_main
+
+    _, tmp = tiny_run
+    ckpt = tmp / "runs" / "tiny" / "checkpoints" / "last.ckpt"
+    bundle = tmp_path_factory.mktemp("export") / "bundle"
+    assert export_main(["--ckpt", str(ckpt), "--out", str(bundle), "--version", "0.0.1"]) == 0
+    return bundle

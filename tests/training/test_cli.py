@@ -123,15 +123,13 @@ def _module_predictions(cli) -> list[list[str]]:
     return [out[i] for i in range(len(out))]
 
 
-def test_export_then_predict_matches_the_module(tiny_run, tmp_path: Path) -> None:
+def test_export_then_predict_matches_the_module(tiny_run, tiny_export, tmp_path: Path) -> None:
     from ner.cli import main as ner_main
     from ner.predict import Predictor
-    from training.export import main as export_main
 
     cli, tmp = tiny_run
     ckpt = _run_dir(tmp) / "checkpoints" / "last.ckpt"
-    bundle = tmp_path / "bundle"
-    assert export_main(["--ckpt", str(ckpt), "--out", str(bundle), "--version", "0.0.1"]) == 0
+    bundle = tiny_export
     card = __import__("json").loads((bundle / "model_card.json").read_text())
     assert card["version"] == "0.0.1" and card["name"] == "bundle"
     assert "f1" in card["metrics"]["dev"] and card["training"]["seconds"] > 0
@@ -157,6 +155,23 @@ def test_export_then_predict_matches_the_module(tiny_run, tmp_path: Path) -> Non
     got = [[t.label for t in doc.tokens] for doc in docs[: len(sentences)]]
     assert got == [convert(tags, "bioes", "iob2") for tags in expected]
     assert len(docs[-1].tokens) == 3
+
+
+def test_warm_start_from_a_bundle(tiny_run, tiny_export, tiny_args, tmp_path: Path) -> None:
+    from ner.bundle import load_bundle
+
+    cli, tmp = tiny_run
+    trained = torch.load(_run_dir(tmp) / "checkpoints" / "last.ckpt", weights_only=True)
+    warm = run(tiny_args(tmp_path, "--model.init_from", str(tiny_export), subcommand="validate"))
+    bundle = load_bundle(tiny_export)
+    assert warm.datamodule.featurizer == bundle.featurizer  # linked: the bundle's vocabularies
+    assert warm.model.labels == list(bundle.labels)
+    state = warm.model.state_dict()
+    for key, value in trained["state_dict"].items():
+        # The bundle stores the word table in float16.
+        torch.testing.assert_close(state[key], value, atol=2e-3, rtol=1e-2, msg=key)
+    f1 = warm.trainer.callback_metrics["val_f1"].item()
+    assert f1 == pytest.approx(trained["rnn_ner"]["history"][-1]["val_f1"], abs=0.05)
 
 
 def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

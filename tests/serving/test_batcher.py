@@ -1,0 +1,210 @@
+"""Micro-batching, back-pressure and draining, with a fake predictor and over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from serving.batcher import BatcherClosed, MicroBatcher, QueueFull
+from serving.metrics import Metrics
+from tests.serving.support import MODEL, SEED
+
+
+class FakePredictor:
+    """Records each call; returns one result per sentence (its tokens joined)."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.calls: list[list[list[str]]] = []
+        self.threads: list[str] = []
+        self.delay = delay
+        self.fail = fail
+
+    def __call__(self, sentences: list[list[str]], batch_size: int) -> list[str]:
+        self.calls.append(sentences)
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay)
+        if self.fail:
+            raise ValueError("boom")
+        return [" ".join(s) for s in sentences]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def make(predict: FakePredictor, **kwargs: Any) -> tuple[MicroBatcher, ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+    options = {"max_batch_size": 8, "max_wait_ms": 20.0, "queue_size": 64, **kwargs}
+    return MicroBatcher("m", predict, executor, metrics=Metrics(), **options), executor
+
+
+def test_requests_arriving_together_share_one_call() -> None:
+    fake = FakePredictor()
+
+    async def main() -> list[list[Any]]:
+        batcher, _ = make(fake, max_wait_ms=50.0)
+        batcher.start()
+        jobs = [batcher.submit([[f"w{i}"]]) for i in range(5)]
+        results = await asyncio.gather(*jobs)
+        await batcher.close()
+        return results
+
+    results = run(main())
+    assert results == [[f"w{i}"] for i in range(5)]  # each request gets its own results back
+    assert len(fake.calls) == 1 and len(fake.calls[0]) == 5
+    assert fake.threads[0].startswith("infer")  # off the event loop's thread
+
+
+def test_batches_never_exceed_max_batch_size() -> None:
+    fake = FakePredictor(delay=0.01)
+
+    async def main() -> list[list[Any]]:
+        batcher, _ = make(fake, max_batch_size=4, max_wait_ms=5.0)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit([[f"a{i}"], [f"b{i}"]]) for i in range(10)))
+        await batcher.close()
+        return results
+
+    results = run(main())
+    assert results == [[f"a{i}", f"b{i}"] for i in range(10)]
+    assert all(len(call) <= 4 for call in fake.calls)
+    assert sum(len(call) for call in fake.calls) == 20
+
+
+def test_one_big_request_is_never_split_or_refused() -> None:
+    fake = FakePredictor()
+
+    async def main() -> list[Any]:
+        batcher, _ = make(fake, max_batch_size=2)
+        batcher.start()
+        out = await batcher.submit([[str(i)] for i in range(7)])
+        await batcher.close()
+        return out
+
+    assert run(main()) == [str(i) for i in range(7)]
+
+
+def test_full_queue_refuses() -> None:
+    fake = FakePredictor()
+
+    async def main() -> None:
+        batcher, _ = make(fake, queue_size=2, max_wait_ms=200.0, max_batch_size=64)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit([["a"]]))
+        second = asyncio.ensure_future(batcher.submit([["b"]]))
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 2
+        with pytest.raises(QueueFull):
+            await batcher.submit([["c"]])
+        assert await first == ["a"] and await second == ["b"]
+        await batcher.close()
+
+    run(main())
+
+
+def test_close_tags_what_is_queued_then_refuses() -> None:
+    fake = FakePredictor(delay=0.02)
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_wait_ms=500.0, max_batch_size=64)
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.submit([[str(i)]])) for i in range(3)]
+        await asyncio.sleep(0.01)
+        await batcher.close()
+        assert [await p for p in pending] == [["0"], ["1"], ["2"]]
+        with pytest.raises(BatcherClosed):
+            await batcher.submit([["late"]])
+
+    run(main())
+
+
+def test_a_failing_batch_fails_its_requests_only() -> None:
+    fake = FakePredictor(fail=True)
+
+    async def main() -> None:
+        batcher, _ = make(fake)
+        batcher.start()
+        with pytest.raises(ValueError, match="boom"):
+            await batcher.submit([["a"]])
+        fake.fail = False
+        assert await batcher.submit([["b"]]) == ["b"]
+        await batcher.close()
+
+    run(main())
+
+
+def test_cancelled_requests_are_skipped() -> None:
+    fake = FakePredictor()
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_wait_ms=100.0, max_batch_size=64)
+        batcher.start()
+        gone = asyncio.ensure_future(batcher.submit([["gone"]]))
+        kept = asyncio.ensure_future(batcher.submit([["kept"]]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        assert await kept == ["kept"]
+        await batcher.close()
+
+    run(main())
+    assert fake.calls == [[["kept"]]]
+
+
+def test_queue_full_over_http_is_503_with_retry_after(models_dir: Any, predictor: Any) -> None:
+    from serving.main import create_app
+    from serving.settings import Settings
+
+    settings = Settings(models_dir=models_dir, queue_size=1, max_wait_ms=1000, retry_after_s=3)
+    app = create_app(settings, predictors={MODEL: predictor})
+
+    async def main() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = asyncio.ensure_future(client.post("/v1/tag", json={"text": SEED}))
+                await asyncio.sleep(0.2)  # the first request now waits 1 s for batch-mates
+                second = await client.post("/v1/tag", json={"text": SEED})
+                metrics = await client.get("/metrics")
+                return await first, second, metrics
+
+    first, second, metrics = asyncio.run(main())
+    assert first.status_code == 200
+    assert second.status_code == 503
+    assert second.headers["retry-after"] == "3"
+    error = second.json()["error"]
+    assert error["type"] == "overloaded"
+    assert error["limit"] == {"name": "queue_size", "value": 1}
+    assert f'ner_rejected_total{{model="{MODEL}",reason="queue_full"}} 1.0' in metrics.text
+    assert f'ner_queue_depth{{model="{MODEL}"}} 1.0' in metrics.text
+
+
+def test_concurrent_http_requests_are_batched(models_dir: Any, predictor: Any) -> None:
+    from serving.main import create_app
+    from serving.settings import Settings
+
+    settings = Settings(models_dir=models_dir, max_wait_ms=200, max_batch_size=64)
+    app = create_app(settings, predictors={MODEL: predictor})
+    texts = [f"{name} lives in Paris." for name in ("John", "Mary", "Angela", "Barack", "Ron")]
+
+    async def main() -> tuple[list[httpx.Response], str]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                answers = await asyncio.gather(
+                    *(client.post("/v1/tag", json={"text": t}) for t in texts)
+                )
+                return list(answers), (await client.get("/metrics")).text
+
+    answers, metrics = asyncio.run(main())
+    for text, r in zip(texts, answers, strict=True):
+        assert r.status_code == 200
+        assert r.json()["tokens"][0]["text"] == text.split()[0]  # each got its own result
+    # five requests, one predictor call of five sentences
+    assert f'ner_batch_size_requests_count{{model="{MODEL}"}} 1.0' in metrics
+    assert f'ner_batch_size_sentences_sum{{model="{MODEL}"}} 5.0' in metrics

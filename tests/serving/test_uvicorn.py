@@ -1,0 +1,137 @@
+"""``ner serve`` over a real socket: start-up, tagging, a bad bundle, SIGTERM mid-request."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.serving.support import (
+    MODEL,
+    REPO_ROOT,
+    SEED,
+    free_port,
+    running_server,
+    server_env,
+)
+
+
+def test_serve_over_a_socket(models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--model", str(models_dir / MODEL)]
+    with running_server(args, port, tmp_path / "server.log"):
+        base = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{base}/v1/tag", json={"text": SEED}, timeout=10)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["model"]["name"] == MODEL
+        assert [t["text"] for t in body["tokens"]][:2] == ["Harry", "Potter"]
+        for ent in body["entities"]:
+            assert SEED[ent["start"] : ent["end"]] == ent["text"]
+        # raw invalid bytes and a lone surrogate over the wire
+        r = httpx.post(
+            f"{base}/v1/tag",
+            content=b'{"text": "\xff"}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_utf8"
+        r = httpx.post(
+            f"{base}/v1/tag",
+            content=b'{"text": "\\ud800"}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 422 and "surrogate" in r.json()["error"]["message"]
+        assert httpx.get(f"{base}/v1/models").json()["models"][0]["name"] == MODEL
+        assert "ner_http_requests_total" in httpx.get(f"{base}/metrics").text
+
+
+def test_serve_loads_every_bundle_in_models_dir(models_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    for name in ("b-model", "a-model"):
+        shutil.copytree(models_dir / MODEL, root / name)
+    (root / "notes").mkdir()  # not a bundle: skipped
+    port = free_port()
+    args = ["--models-dir", str(root), "--default-model", "b-model"]
+    with running_server(args, port, tmp_path / "server.log"):
+        models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["models"]
+        assert [(m["name"], m["default"]) for m in models] == [
+            ("a-model", False),
+            ("b-model", True),
+        ]
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED})
+        assert r.json()["model"]["name"] == "b-model"
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED, "model": "a-model"})
+        assert r.json()["model"]["name"] == "a-model"
+
+
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "serving", "serve", *args, "--port", str(free_port())]
+    return subprocess.run(
+        cmd, cwd=REPO_ROOT, env=server_env(), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_bad_bundle_stops_serve_with_a_clear_message(models_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(models_dir / MODEL, broken)
+    (broken / "config.json").write_text("{", encoding="utf-8")
+    result = serve("--model", str(broken))
+    assert result.returncode == 2
+    assert "config.json" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("ner serve: error:")
+
+
+def test_serve_rejects_bad_settings() -> None:
+    result = serve("--queue-size", "0")
+    assert result.returncode == 2
+    assert "queue_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ner_cli_delegates_serve() -> None:
+    code = "from ner.cli import main; raise SystemExit(main(['serve', '--help']))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "--model DIR" in result.stdout and "--backend" in result.stdout
+
+
+def test_sigterm_lets_the_in_flight_request_finish(models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    # each request waits a whole second for batch-mates: SIGTERM arrives while it is in flight
+    args = ["--model", str(models_dir / MODEL), "--max-wait-ms", "1000"]
+    answer: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED}, timeout=30)
+            answer["status"] = r.status_code
+            answer["body"] = r.json()
+        except httpx.HTTPError as e:  # pragma: no cover - the failure the test looks for
+            answer["error"] = repr(e)
+
+    with running_server(args, port, tmp_path / "server.log") as proc:
+        client = threading.Thread(target=post)
+        client.start()
+        time.sleep(0.4)
+        proc.send_signal(signal.SIGTERM)
+        client.join(timeout=30)
+        # uvicorn re-raises the signal once it has shut down gracefully
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert answer.get("status") == 200, answer
+    assert answer["body"]["tokens"][0]["text"] == "Harry"
+    log = (tmp_path / "server.log").read_text()
+    assert "Shutting down" in log
