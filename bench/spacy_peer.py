@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="convert CoNLL-2003 and train the spaCy NER peer on CPU")
     tr.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (git-ignored runs/)")
     tr.add_argument("--data", default=None, help="folder with train.txt/dev.txt (IOB1)")
-    tr.add_argument("--max-steps", type=int, default=2000, help="spaCy training.max_steps")
+    tr.add_argument("--max-steps", type=int, default=4500, help="spaCy training.max_steps")
     tr.add_argument(
         "--batch-words",
         type=int,
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest batch in words (the compounding batch size grows from 100 to this)",
     )
     tr.add_argument("--max-epochs", type=int, default=0, help="training.max_epochs (0 = no cap)")
-    tr.add_argument("--eval-frequency", type=int, default=400, help="steps between dev scores")
+    tr.add_argument("--eval-frequency", type=int, default=500, help="steps between dev scores")
     tr.add_argument("--patience", type=int, default=1600, help="stop after N steps w/o gain")
     tr.add_argument("--seed", type=int, default=0, help="system.seed")
     tr.add_argument("--threads", type=int, default=1, help="OMP/BLAS threads")

@@ -270,7 +270,10 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
         "scheme": scheme,
         "backend": ns.backend,
         "sentences": len(sentences),
-        **report.to_dict(),
+        "tokens": sum(len(s) for s in sentences),
+        "micro": _prf(report.micro),
+        "per_type": {name: _prf(prf) for name, prf in sorted(report.per_type.items())},
+        "token_accuracy": float(report.token_accuracy),
     }
     print(format_report(result))
     if ns.json is not None:
@@ -287,7 +290,10 @@ def _read_items(path: Path, *, labels: bool | None = None) -> list[Any]:
     """Sentences and DocStarts of a CoNLL file; a one-column file is read without labels."""
     from ner.data.conll import iter_conll
 
-    has_labels = _count_columns(path) > 1
+    columns = _count_columns(path)
+    has_labels = columns > 1
+    if labels and columns == 0:
+        raise CliError(f"{path}: no sentences to evaluate")
     if labels and not has_labels:
         raise CliError(f"{path}: the file has no label column to evaluate against")
     return list(iter_conll(path, label_col=-1 if has_labels else None))
@@ -365,8 +371,18 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _prf(prf: Any) -> dict[str, Any]:
+    """A ``ner.metrics.PRF`` as JSON-ready numbers."""
+    return {
+        "precision": float(prf.precision),
+        "recall": float(prf.recall),
+        "f1": float(prf.f1),
+        "support": int(prf.support),
+    }
+
+
 def format_report(result: dict[str, Any]) -> str:
-    """A conlleval-like text table of an evaluation result (``EntityReport.to_dict()`` fields)."""
+    """A conlleval-like text table of an evaluation result (as written by ``ner eval --json``)."""
     micro = result["micro"]
     lines = [
         f"model {result['model']['name']} {result['model']['version']} on {result['data']} "

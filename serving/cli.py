@@ -14,7 +14,9 @@ app drains its batchers.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--host", help="interface to bind (default 127.0.0.1)")
     add("--port", type=int, help="port to bind (default 8000)")
     add("--backend", choices=["onnx", "torch"], help="inference backend (default onnx)")
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes, each with its own copy of the models (default 1)",
+    )
     add(
         "--threads",
         dest="intra_op_threads",
@@ -108,16 +116,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as e:
         print(f"ner serve: error: {e}", file=sys.stderr)
         return 2
-    app = create_app(settings, predictors=predictors)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",
-        log_level=ns.log_level,
-        access_log=ns.access_log,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
-    )
-    server = uvicorn.Server(config)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "lifespan": "on",
+        "log_level": ns.log_level,
+        "access_log": ns.access_log,
+        "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
+    }
+    if settings.workers > 1:
+        # Each worker process builds its own app from the environment; the bundles were
+        # checked above, so a bad one never gets this far.
+        del predictors
+        os.environ.update(settings_environment(settings))
+        uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, **options)
+        return 0
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, predictors=predictors), **options))
     server.run()
     return 0 if server.started else 3
+
+
+def settings_environment(settings: Any) -> dict[str, str]:
+    """``NER_*`` variables that rebuild ``settings`` in another process (None: left unset)."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"NER_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env

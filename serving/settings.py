@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     backend: Backend = Field(default="onnx", description="onnx (never imports torch) or torch.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server processes (ner serve), each with the models."
+    )
     intra_op_threads: int = Field(default=1, ge=0, description="Inference threads; 0 = runtime.")
 
     max_batch_size: int = Field(

@@ -42,9 +42,10 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from training.data import NerDataModule
+from training.data import DataError, NerDataModule
 from training.module import NerTagger
 from training.plots import TrainingPlots
+from training.predictions import ConllPredictionWriter
 
 RUN_VERSION_ENV = "NER_RUN_VERSION"
 """Set by the launching process so that DDP workers log into the same ``version_N`` folder."""
@@ -119,6 +120,7 @@ class NerCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.add_lightning_class_args(TrainingPlots, "plots")
+        parser.add_lightning_class_args(ConllPredictionWriter, "prediction_writer")
 
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
@@ -200,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         run(argv)
-    except (FileNotFoundError, IsADirectoryError, ConllFormatError, BundleError) as e:
+    except (FileNotFoundError, IsADirectoryError, ConllFormatError, BundleError, DataError) as e:
         print(f"ner train: error: {e}", file=sys.stderr)
         return 2
     return 0

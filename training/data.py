@@ -44,6 +44,10 @@ CONLL2003_LICENSE = (
 )
 
 
+class DataError(ValueError):
+    """Training data that cannot be used as configured (the message says which file and why)."""
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 (hex) of a file's bytes."""
     digest = hashlib.sha256()
@@ -104,7 +108,7 @@ def load_split(
     Raises:
         FileNotFoundError: no such file.
         ConllFormatError: a malformed line (the message names the file and line).
-        ValueError: the file holds no sentence.
+        DataError: the file holds no sentence.
     """
     import datasets
     from datasets import Dataset, Features, Sequence, Value
@@ -128,11 +132,13 @@ def load_split(
         )
     except Exception as err:  # datasets wraps generator errors in DatasetGenerationError
         cause = err.__cause__ or err.__context__
-        if isinstance(cause, ConllFormatError | ValueError):
+        if isinstance(cause, ConllFormatError):
             raise cause from None
+        if isinstance(cause, ValueError):
+            raise DataError(f"{p}: {cause}") from None
         raise
     if len(ds) == 0:
-        raise ValueError(f"{p}: no sentences")
+        raise DataError(f"{p}: no sentences")
     return ds
 
 
@@ -374,7 +380,7 @@ class NerDataModule(pl.LightningDataModule):
 
             bundle = load_bundle(self.init_from, backend="onnx")
             if bundle.tag_scheme != self.tag_scheme:
-                raise ValueError(
+                raise DataError(
                     f"{self.init_from}: the bundle was trained in {bundle.tag_scheme!r}, "
                     f"but data.tag_scheme is {self.tag_scheme!r}"
                 )
@@ -419,7 +425,7 @@ class NerDataModule(pl.LightningDataModule):
                 "predict": self.predict_path,
             }[name]
             if path is None:
-                raise ValueError(f"no {name} file: set --data.{name}_path")
+                raise DataError(f"no {name} file: set --data.{name}_path")
             self._splits[name] = self._make_split(path)
         return self._splits[name]
 
@@ -430,7 +436,7 @@ class NerDataModule(pl.LightningDataModule):
         ds = self._load("split", path)
         unknown = sorted(set(label_names(entity_types(ds), self.tag_scheme)) - set(labels))
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"{resolve_data_path(path)}: labels {unknown} do not occur in the training data "
                 f"({self.train_path}); the model cannot predict them"
             )
@@ -519,7 +525,7 @@ class NerDataModule(pl.LightningDataModule):
         """Check that the checkpoint's vocabularies are the ones built from the data."""
         saved = featurizer_from_state(state)
         if saved != self.featurizer or list(state["labels"]) != self.labels:
-            raise ValueError(
+            raise DataError(
                 "the checkpoint's vocabularies or labels differ from those built from "
                 f"{self.train_path}: was the training file or a vocabulary setting changed?"
             )

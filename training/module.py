@@ -31,11 +31,22 @@ CHECKPOINT_KEY = "rnn_ner"
 Optimizer = Literal["sgd", "adam", "adamw"]
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict[str, Any]:
     """Where training runs: CPU model and threads, GPU name and count."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -147,12 +158,12 @@ class NerTagger(pl.LightningModule):
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self._epoch_start = 0.0
+        self._epoch_lr: float | None = None
         self._loss_sum = 0.0
         self._loss_count = 0
         self._gold: list[list[str]] = []
         self._pred: list[list[str]] = []
         self._val_loss: list[tuple[float, int]] = []
-        self._decoder: Any = None
 
     # ---------------------------------------------------------------- forward and decoding
 
@@ -171,16 +182,13 @@ class NerTagger(pl.LightningModule):
         over transitions constrained to ``tag_scheme``)."""
         from ner.decode import constrain, viterbi
 
-        if self._decoder is None:
-            self._decoder = constrain(self.model.transitions(), self.labels, self.tag_scheme)
-        paths = viterbi(
-            emissions.detach().float().cpu().numpy(), lengths.cpu().numpy(), self._decoder
-        )
+        # Rebuilt per batch (K x K, microseconds) so it always follows the current weights.
+        trans = constrain(self.model.transitions(), self.labels, self.tag_scheme)
+        paths = viterbi(emissions.detach().float().cpu().numpy(), lengths.cpu().numpy(), trans)
         return [[self.labels[i] for i in path.tolist()] for path in paths]
 
     def predict_tags(self, batch: dict[str, Tensor]) -> list[list[str]]:
         """Tag names (in ``tag_scheme``) for a batch, in batch order."""
-        self._decoder = None
         return self.decode(self(batch), batch["lengths"])
 
     # ---------------------------------------------------------------- training
@@ -188,6 +196,9 @@ class NerTagger(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
         self._loss_sum, self._loss_count = 0.0, 0
+        # The learning rate of this epoch (Lightning steps epoch schedulers before validation).
+        optimizers = self.trainer.optimizers
+        self._epoch_lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         emissions = self(batch)
@@ -212,7 +223,6 @@ class NerTagger(pl.LightningModule):
     # ---------------------------------------------------------------- validation (entity F1)
 
     def on_validation_epoch_start(self) -> None:
-        self._decoder = None  # the transitions changed since the last epoch
         self._gold, self._pred, self._val_loss = [], [], []
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -254,8 +264,7 @@ class NerTagger(pl.LightningModule):
         row: dict[str, Any] = {"epoch": self.current_epoch, "step": self.global_step}
         if self._loss_count:
             row["train_loss"] = self._loss_sum / self._loss_count
-        optimizers = self.trainer.optimizers
-        row["lr"] = optimizers[0].param_groups[0]["lr"] if optimizers else None
+        row["lr"] = self._epoch_lr
         row.update(metrics)
         row["train_seconds"] = self.train_seconds + time.perf_counter() - self._epoch_start
         self.history.append(row)
@@ -304,7 +313,12 @@ class NerTagger(pl.LightningModule):
             "tag_scheme": self.tag_scheme,
             "history": self.history,
             "train_seconds": self.train_seconds,
-            "hardware": hardware(),
+            "hardware": {
+                **hardware(),
+                "accelerator": type(self.trainer.accelerator).__name__,
+                "world_size": self.trainer.world_size,
+                "precision": str(self.trainer.precision),
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ Splits (CoNLL-2003 conventions)
       common abbreviations (``Mr.``, ``Dr.``, ``Jan.``, ``Corp.`` ...), single initials before a
       capitalised word (``John F. Kennedy``), numbers (``1-0``, ``3.5``, ``1,000``,
       ``1996-08-22``, ``12:30``), hyphenated words (``Urdu-speaking``, ``well-known``), inner
-      apostrophes (``O'Neill``), URLs, ``...`` and ``--``.
+      apostrophes (``O'Neill``), URLs, e-mail addresses, ``@mentions`` and ``#hashtags``,
+      ``...`` and ``--``.
     * Clitics are split off: possessive ``'s`` and ``'`` (``Germany's`` -> ``Germany`` ``'s``),
       ``n't`` (``don't`` -> ``do`` ``n't``), ``'m 'd 'll 're 've``.
 
@@ -53,7 +54,7 @@ __all__ = ["Token", "split_sentences", "tokenize", "tokens_from_words"]
 
 @dataclass(frozen=True)
 class Token:
-    """One token: ``text == source[start:end]``; offsets are code points (Python ``str`` indices)."""
+    """One token: ``source[start:end] == text``; offsets are code points (``str`` indices)."""
 
     text: str
     start: int
@@ -100,9 +101,7 @@ def _char_class(codepoints: Iterable[int]) -> str:
             ranges[-1][1] = cp
         else:
             ranges.append([cp, cp])
-    return "".join(
-        f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges
-    )
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
 
 
 def _scan_planes() -> Iterator[int]:
@@ -159,14 +158,15 @@ def _classes() -> _Classes:
 
 # --- the token pattern ---------------------------------------------------------------------------
 
-_ABBREVIATIONS = (
-    "Mr Mrs Ms Messrs Mme Mlle Dr Prof Rev Hon Sr Jr St Mt Ft Gen Gov Sen Rep Pres Lt Col Maj Capt "
-    "Cmdr Adm Sgt Cpl Pte Insp Supt Det Inc Corp Ltd Co Cos Bros Dept Univ Assn Ave Blvd Rd "
-    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec vs etc approx al cf Fig Vol pp Nos "
-    # U.S. states as Reuters datelines write them
-    "Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Ky La Md Mass Mich Minn Miss Mo Mont Neb "
-    "Nev Okla Ore Pa Tenn Tex Va Vt Wash Wis Wyo"
-).split()
+# Common abbreviations kept whole with their period; the last lines are U.S. states as Reuters
+# datelines write them ("SAN FRANCISCO, Calif.").
+_ABBREVIATIONS = """
+Mr Mrs Ms Messrs Mme Mlle Dr Prof Rev Hon Sr Jr St Mt Ft Gen Gov Sen Rep Pres Lt Col Maj Capt
+Cmdr Adm Sgt Cpl Pte Insp Supt Det Inc Corp Ltd Co Cos Bros Dept Univ Assn Ave Blvd Rd
+Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec vs etc approx al cf Fig Vol pp Nos
+Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Ky La Md Mass Mich Minn Miss Mo Mont Neb
+Nev Okla Ore Pa Tenn Tex Va Vt Wash Wis Wyo
+"""
 
 
 def _trie(words: Iterable[str]) -> str:
@@ -212,11 +212,13 @@ def _token_regex() -> re.Pattern[str]:
     alternatives = [
         # URL: scheme, then anything but separators; trailing punctuation is left out.
         rf"(?:https?|ftp)://[^{c.sep}]*[^{c.sep}.,;:!?'\"()\[\]{{}}<>«»“”‘’]",
+        rf"[\w.+-]+@[\w-]+(?:\.[\w-]+)+{tail}{end}",  # e-mail address
+        rf"[@#](?=\w){segment}",  # @mention #hashtag
         rf"(?:{letter}\.{tail}){{2,}}(?:{hyphen}{segment})*",  # U.S. e.g. U.S.-led
         rf"(?:{letter}\.{tail})+{letter}{end}",  # U.S without its last period, n.a
-        rf"[A-Z]{{1,3}}\$",  # US$ C$ HK$
+        r"[A-Z]{1,3}\$",  # US$ C$ HK$
         rf"[{c.upper}]{{1,4}}(?:&[{c.upper}]{{1,4}})+{end}",  # S&P AT&T
-        rf"{_trie(_ABBREVIATIONS)}\.{tail}{end}",  # Mr. Jan. Corp.
+        rf"{_trie(_ABBREVIATIONS.split())}\.{tail}{end}",  # Mr. Jan. Corp.
         rf"No\.{tail}(?=\s*\d)",  # No. 1
         rf"(?<![^\n])\d{{1,3}}\.{tail}(?=[ \t])",  # "1. " numbering a list at a line start
         rf"\+?\.?(?=\d){segment}(?:{hyphen}{segment})*",  # +44 .500 +0.05 +91-22-265
@@ -244,9 +246,7 @@ def tokenize(text: str) -> list[Token]:
     """
     if not isinstance(text, str):
         raise TypeError(f"tokenize() expects str, got {type(text).__name__}")
-    return [
-        Token(m[1], *m.span(1)) for m in _token_regex().finditer(text) if m.lastindex
-    ]
+    return [Token(m[1], *m.span(1)) for m in _token_regex().finditer(text) if m.lastindex]
 
 
 # --- sentences -----------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def _opens_sentence(token: Token) -> bool:
 
 
 def _sentence_ends_before(text: str, tokens: Sequence[Token], i: int, first: int) -> bool:
-    """Whether a sentence (that began at token ``first``) ends between tokens ``i - 1`` and ``i``."""
+    """Whether the sentence begun at token ``first`` ends between tokens ``i - 1`` and ``i``."""
     nxt = tokens[i]
     gap = text[tokens[i - 1].end : nxt.start]
     if gap and _blank_line(gap):

@@ -261,3 +261,32 @@ def test_no_command_and_missing_default_model(
     monkeypatch.setattr(ner.cli, "DEFAULT_MODEL", tmp_path / "missing")
     assert main(["tag", "x"]) == 2
     assert "no --model given" in capsys.readouterr().err
+
+
+def test_eval_report_in_process(
+    tiny_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The eval wiring against the documented EntityReport fields (micro, per_type, accuracy)."""
+    seen = {}
+
+    def entity_scores(gold, pred, scheme="iob2"):  # type: ignore[no-untyped-def]
+        seen.update(gold=gold, pred=pred, scheme=scheme)
+        prf = types.SimpleNamespace(precision=0.5, recall=0.25, f1=1 / 3, support=4)
+        return types.SimpleNamespace(micro=prf, per_type={"PER": prf}, token_accuracy=0.9)
+
+    fake = types.ModuleType("ner.metrics")
+    fake.entity_scores = entity_scores  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ner.metrics", fake)
+    out = tmp_path / "scores.json"
+    assert main(["eval", "--model", str(tiny_bundle), "--data", str(DEV), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "token accuracy: 90.00%" in text and "PER" in text and "micro" in text
+    scores = json.loads(out.read_text())
+    assert scores["micro"] == {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 4}
+    assert (
+        seen["scheme"] == "iob1" and len(seen["gold"]) == len(seen["pred"]) == scores["sentences"]
+    )
+    assert all(len(g) == len(p) for g, p in zip(seen["gold"], seen["pred"], strict=True))

@@ -165,7 +165,7 @@ def test_not_json_content_type(limited: TestClient) -> None:
 
 
 def test_missing_content_type_is_read_as_json(limited: TestClient) -> None:
-    r = limited.post("/v1/tag", content=b"{\"text\": \"Paris\"}")
+    r = limited.post("/v1/tag", content=b'{"text": "Paris"}')
     assert r.status_code == 200
 
 

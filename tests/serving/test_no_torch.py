@@ -20,7 +20,8 @@ with TestClient(app) as client:
     r = client.post("/v1/tag", json={"text": sys.argv[2]})
     assert r.status_code == 200, r.text
     tokens = len(r.json()["tokens"])
-heavy = sorted(m for m in ("torch", "lightning", "pytorch_lightning", "training") if m in sys.modules)
+HEAVY = ("torch", "lightning", "pytorch_lightning", "training")
+heavy = sorted(m for m in HEAVY if m in sys.modules)
 print(json.dumps({"tokens": tokens, "heavy": heavy}))
 """
 

@@ -71,6 +71,20 @@ def test_serve_loads_every_bundle_in_models_dir(models_dir: Path, tmp_path: Path
         assert r.json()["model"]["name"] == "a-model"
 
 
+def test_serve_with_two_worker_processes(models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--model", str(models_dir / MODEL), "--workers", "2"]
+    with running_server(args, port, tmp_path / "server.log") as proc:
+        for _ in range(4):
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED}, timeout=10)
+            assert r.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    log = (tmp_path / "server.log").read_text()
+    assert log.count("Application startup complete") == 2
+    assert log.count("Application shutdown complete") == 2
+
+
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "serving", "serve", *args, "--port", str(free_port())]
     return subprocess.run(
