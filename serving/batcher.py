@@ -2,10 +2,11 @@
 
 One ``MicroBatcher`` per model. Requests wait in a bounded queue (``queue_size`` requests; a full
 queue refuses with ``QueueFull``, which the API turns into 503 + Retry-After), so memory is bounded
-by the queue size times the per-request caps. A single worker task takes the oldest request,
-waits up to ``max_wait_ms`` for more while the batch holds fewer than ``max_batch_size`` sentences,
-and runs the predictor in a worker thread, off the event loop. While one batch is being tagged the
-next one fills up, so under load batches grow without any extra wait.
+by the queue size times the per-request caps. A single worker task takes the oldest request and
+waits up to ``max_wait_ms`` for more while the batch holds fewer than ``max_batch_size`` sentences
+and other requests are still being read (``Arrivals``); then it runs the predictor in a worker
+thread, off the event loop. While one batch is being tagged the next one fills up, so under load
+batches grow without any extra wait.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,26 @@ log = logging.getLogger("serving.batcher")
 
 Sentences = list[list[str]]
 PredictFn = Callable[[Sentences, int], Sequence[Any]]
+
+
+class Arrivals:
+    """Requests on their way to a batcher: being read and validated, not yet submitted.
+
+    A batcher waits for batch-mates only while some request is on its way, so that a lone
+    request on an idle server is tagged at once instead of waiting ``max_wait_ms`` for nobody.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Count the request in for the duration of the block."""
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
 
 
 class QueueFull(Exception):
@@ -56,6 +77,7 @@ class MicroBatcher:
         max_wait_ms: float,
         queue_size: int,
         metrics: Metrics | None = None,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self.name = name
         self._predict = predict
@@ -64,6 +86,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self._metrics = metrics
+        self._arrivals = arrivals
         self._jobs: deque[_Job] = deque()
         self._queued_sentences = 0
         self._wakeup: asyncio.Event | None = None
@@ -127,11 +150,16 @@ class MicroBatcher:
             if batch:
                 await self._tag(batch)
 
+    def _expecting(self) -> bool:
+        return self._arrivals is None or self._arrivals.count > 0
+
     async def _wait_for_mates(self) -> None:
-        """Wait up to max_wait for the queue to hold a full batch."""
+        """Wait up to max_wait for a full batch, while more requests are on their way."""
         assert self._wakeup is not None
         deadline = self._jobs[0].enqueued + self.max_wait_s
-        while self._queued_sentences < self.max_batch_size and not self._closing:
+        while (
+            self._queued_sentences < self.max_batch_size and not self._closing and self._expecting()
+        ):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return

