@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the app's settings, models and metrics (set up by ``create_app``)."""
+"""FastAPI dependencies: the app's settings, models and metrics (set up by ``create_app``).
+
+All ``async``: FastAPI would run a plain ``def`` dependency in a worker thread, a thread hop per
+dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +15,27 @@ from serving.schemas import RequestSchema
 from serving.settings import Settings
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
 
 
-def app_metrics(request: Request) -> Metrics:
+async def app_metrics(request: Request) -> Metrics:
     """The app's Prometheus collectors."""
     return request.app.state.metrics
 
 
-def registry(request: Request) -> ModelRegistry | None:
+async def registry(request: Request) -> ModelRegistry | None:
     """The loaded models, ``None`` before start-up finished."""
     return request.app.state.registry
 
 
-def ready_registry(request: Request) -> ModelRegistry:
+async def ready_registry(request: Request) -> ModelRegistry:
     """The loaded models; 503 with Retry-After unless every model is ready."""
     models: ModelRegistry | None = request.app.state.registry
     if models is None or not models.ready:
-        settings = app_settings(request)
-        app_metrics(request).rejected.labels("*", "not_ready").inc()
+        settings: Settings = request.app.state.settings
+        request.app.state.metrics.rejected.labels("*", "not_ready").inc()
         raise ApiError(
             503,
             "not_ready",
@@ -41,6 +45,6 @@ def ready_registry(request: Request) -> ModelRegistry:
     return models
 
 
-def request_schema(request: Request) -> RequestSchema:
+async def request_schema(request: Request) -> RequestSchema:
     """The request models built for the loaded model names."""
     return request.app.state.request_schema

@@ -158,6 +158,7 @@ class NerTagger(pl.LightningModule):
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self._epoch_start = 0.0
+        self._epoch_running = False
         self._epoch_lr: float | None = None
         self._loss_sum = 0.0
         self._loss_count = 0
@@ -194,6 +195,7 @@ class NerTagger(pl.LightningModule):
     # ---------------------------------------------------------------- training
 
     def on_train_epoch_start(self) -> None:
+        self._epoch_running = True
         self._epoch_start = time.perf_counter()
         self._loss_sum, self._loss_count = 0.0, 0
         # The learning rate of this epoch (Lightning steps epoch schedulers before validation).
@@ -219,6 +221,12 @@ class NerTagger(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.train_seconds += time.perf_counter() - self._epoch_start
+        self._epoch_running = False
+
+    def _seconds(self) -> float:
+        """Training wall time so far, the running epoch included."""
+        running = time.perf_counter() - self._epoch_start if self._epoch_running else 0.0
+        return self.train_seconds + running
 
     # ---------------------------------------------------------------- validation (entity F1)
 
@@ -266,7 +274,7 @@ class NerTagger(pl.LightningModule):
             row["train_loss"] = self._loss_sum / self._loss_count
         row["lr"] = self._epoch_lr
         row.update(metrics)
-        row["train_seconds"] = self.train_seconds + time.perf_counter() - self._epoch_start
+        row["train_seconds"] = self._seconds()
         self.history.append(row)
 
     def on_test_epoch_start(self) -> None:
@@ -312,7 +320,7 @@ class NerTagger(pl.LightningModule):
             "labels": self.labels,
             "tag_scheme": self.tag_scheme,
             "history": self.history,
-            "train_seconds": self.train_seconds,
+            "train_seconds": self._seconds(),
             "hardware": {
                 **hardware(),
                 "accelerator": type(self.trainer.accelerator).__name__,

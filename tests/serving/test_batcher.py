@@ -221,8 +221,10 @@ def test_requests_arriving_during_inference_are_batched(models_dir: Any, predict
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 first = asyncio.ensure_future(client.post("/v1/tag", json={"text": texts[0]}))
                 await asyncio.sleep(0.1)  # the first is being tagged; the others queue up
-                rest = [client.post("/v1/tag", json={"text": t}) for t in texts[1:]]
-                answers = [await first, *await asyncio.gather(*rest)]
+                rest = asyncio.gather(
+                    *(client.post("/v1/tag", json={"text": t}) for t in texts[1:])
+                )
+                answers = [await first, *await rest]
                 return answers, (await client.get("/metrics")).text
 
     answers, metrics = asyncio.run(main())
