@@ -7,6 +7,7 @@ positive-data acceptance / negative-data rejection: every request the schema all
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -40,3 +41,5 @@ def test_schemathesis_all_checks(models_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, report[-6000:]
     assert "No issues found" in report, report[-6000:]
     assert "Unsupported regex" not in report, report[-6000:]  # every pattern is usable
+    generated = re.search(r"(\d+) generated", report)
+    assert generated is not None and int(generated.group(1)) >= 100, report[-3000:]
