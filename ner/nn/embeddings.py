@@ -29,7 +29,7 @@ class OneHotInput(nn.Module):
     def __init__(self, vocab_size: int, dim: int) -> None:
         super().__init__()
         self.W_ax = nn.Parameter(torch.empty(dim, vocab_size))
-        nn.init.uniform_(self.W_ax, -(3.0 / dim) ** 0.5, (3.0 / dim) ** 0.5)
+        nn.init.uniform_(self.W_ax, -((3.0 / dim) ** 0.5), (3.0 / dim) ** 0.5)
         with torch.no_grad():
             self.W_ax[:, 0] = 0.0  # PAD
 
@@ -63,7 +63,9 @@ class WordEmbedding(nn.Module):
     non-persistent buffer: checkpoints and bundles refer to the installed package instead.
     """
 
-    def __init__(self, config: WordEmbeddingConfig, glove_vectors: np.ndarray | None = None) -> None:
+    def __init__(
+        self, config: WordEmbeddingConfig, glove_vectors: np.ndarray | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.onehot: OneHotInput | None = None
@@ -131,7 +133,9 @@ class CharCNN(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.num_chars, config.char_dim, padding_idx=0)
-        self.conv = nn.Conv1d(config.char_dim, config.hidden, config.kernel, padding=config.kernel // 2)
+        self.conv = nn.Conv1d(
+            config.char_dim, config.hidden, config.kernel, padding=config.kernel // 2
+        )
 
     def forward(self, char_ids: Tensor) -> Tensor:
         """char_ids (B, T, C) -> char features (B, T, F); padded words give zeros."""

@@ -85,7 +85,8 @@ class RNNEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (B, T, D_in), lengths (B,) -> a (B, T, H * directions); padded steps are zero."""
         mask = (
-            torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)
+            torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+            < lengths.to(x.device).unsqueeze(1)
         ).unsqueeze(-1)  # (B, T, 1)
         a = x
         for i, rnn in enumerate(self.forward_layers):
