@@ -20,6 +20,8 @@ from serving.settings import Settings
 log = logging.getLogger("serving")
 
 ModelState = Literal["loading", "ready", "stopped"]
+BUNDLE_MARKERS = ("model.onnx", "weights.pt", "model_card.json", "labels.json", "vocab.json")
+"""Files that mark a directory under ``models_dir`` as a bundle, even without its config.json."""
 WARMUP_SENTENCE = ["Harry", "Potter", "and", "Hermione", "Granger", "invented", "a", "spell", "."]
 
 
@@ -35,11 +37,14 @@ def discover(settings: Settings) -> list[tuple[str, Path]]:
         root = settings.models_dir
         if not root.is_dir():
             raise StartupError(f"{root}: no such models directory; pass --model DIR")
-        found = [
-            (d.name, d)
-            for d in sorted(root.iterdir())
-            if d.is_dir() and not d.name.startswith(".") and (d / "config.json").is_file()
-        ]
+        dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        for d in dirs:  # a bundle that lost its config.json is a bad bundle, not "no bundle"
+            if not (d / "config.json").is_file() and any((d / f).is_file() for f in BUNDLE_MARKERS):
+                raise StartupError(
+                    f"model {d.name!r}: {d / 'config.json'}: missing file "
+                    "(the bundle is incomplete)"
+                )
+        found = [(d.name, d) for d in dirs if (d / "config.json").is_file()]
         if not found:
             raise StartupError(f"{root}: no bundle directories (with config.json) in it")
     names = [name for name, _ in found]

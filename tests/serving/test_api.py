@@ -229,6 +229,19 @@ def test_bad_bundle_stops_startup(models_dir: Path, tmp_path: Path) -> None:
         pass
 
 
+def test_bundle_without_config_stops_startup(models_dir: Path, tmp_path: Path) -> None:
+    """A bundle that lost config.json is not silently skipped beside a good one."""
+    root = tmp_path / "models"
+    for name in (MODEL, "headless"):
+        (root / name).mkdir(parents=True)
+        for f in (models_dir / MODEL).iterdir():
+            (root / name / f.name).write_bytes(f.read_bytes())
+    (root / "headless" / "config.json").unlink()
+    app = create_app(Settings(models_dir=root))
+    with pytest.raises(StartupError, match=r"headless.*config\.json"), TestClient(app):
+        pass
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
