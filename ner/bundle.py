@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ner.data.schemes import SCHEMES, parse_tag
 from ner.data.vocab import Vocab
 from ner.decode import Transitions, constrain
 from ner.features import Features, Featurizer, WordTables, word_vectors
@@ -578,7 +579,9 @@ def load_bundle(
     Raises:
         BundleError: a missing directory or file, corrupt JSON, an unknown or newer
             ``format_version``, a file whose sha256 differs from config.json (corrupt or
-            truncated), a GloVe package that differs from the one the model was trained with.
+            truncated), a GloVe package that differs from the one the model was trained with,
+            an unknown ``tag_scheme``, a label that is not a tag of that scheme, a
+            ``featurizer.max_word_len`` that is not a positive integer.
     """
     if backend not in ("onnx", "torch"):
         raise ValueError(f"unknown backend {backend!r}: expected 'onnx' or 'torch'")
@@ -594,8 +597,13 @@ def load_bundle(
 
     tagger = _require(cfg, "tagger", cfg_path, dict)
     scheme = _require(cfg, "tag_scheme", cfg_path, str)
+    if scheme not in SCHEMES:
+        raise BundleError(
+            cfg_path, f"unknown tag_scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
+        )
+    _check_labels(_require(cfg, "labels", cfg_path, list), scheme, cfg_path)
     labels = _read_json(root / LABELS)
-    if labels != _require(cfg, "labels", cfg_path, list):
+    if labels != cfg["labels"]:
         raise BundleError(root / LABELS, "labels differ from config.json")
     card = _read_json(root / CARD)
     if not isinstance(card, dict):
@@ -630,6 +638,30 @@ def load_bundle(
     )
 
 
+def _check_labels(labels: list[Any], scheme: str, path: Path) -> None:
+    """Each label is a distinct tag of ``scheme`` (``O``/``B-X``/``I-X``, plus ``E-``/``S-`` in
+    BIOES; ``0``/``1`` in binary)."""
+
+    if not labels:
+        raise BundleError(path, "'labels' is empty")
+    prefixes = {"O", "B", "I", "E", "S"} if scheme == "bioes" else {"O", "B", "I"}
+    for label in labels:
+        if not isinstance(label, str):
+            raise BundleError(path, f"label {label!r} is not a string")
+        if scheme == "binary":
+            ok = label in ("0", "1", "O")
+        else:
+            try:
+                ok = parse_tag(label)[0] in prefixes
+            except ValueError:
+                ok = False
+        if not ok:
+            raise BundleError(path, f"label {label!r} is not a {scheme} tag")
+    if len(set(labels)) != len(labels):
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        raise BundleError(path, f"duplicate labels {dupes}")
+
+
 def _check_format_version(cfg: dict[str, Any], path: Path) -> None:
     version = cfg.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -661,10 +693,14 @@ def _check_files(root: Path, files: dict[str, Any]) -> None:
 
 def _load_featurizer(root: Path, settings: dict[str, Any]) -> Featurizer:
     cfg_path = root / CONFIG
-    words = _load_vocab(root / VOCAB)
-    chars = _load_vocab(root / CHARS) if settings.get("chars") else None
     use_glove = _require(settings, "use_glove", cfg_path, bool)
     max_word_len = _require(settings, "max_word_len", cfg_path, int)
+    if isinstance(max_word_len, bool) or max_word_len < 1:
+        raise BundleError(
+            cfg_path, f"featurizer.max_word_len must be a positive integer, got {max_word_len!r}"
+        )
+    words = _load_vocab(root / VOCAB)
+    chars = _load_vocab(root / CHARS) if settings.get("chars") else None
     return Featurizer(words, chars, use_glove, max_word_len)
 
 

@@ -4,8 +4,8 @@ Subcommands::
 
     ner predict --model DIR --input FILE --output FILE [--backend onnx|torch] [--scheme auto|...]
     ner tag     --model DIR [TEXT] [--backend onnx|torch]        (TEXT, or one document per line)
-    ner eval    --model DIR --data FILE [--json OUT]
-    ner export  --ckpt PATH --out DIR                             (training.export)
+    ner eval    --model DIR --data FILE [--json OUT]      (JSON default: MODEL.DATA.eval.json)
+    ner export  --ckpt FILE|DIR|best [--run DIR] --out DIR         (training.export)
     ner train   ...                                               (training.cli, LightningCLI)
     ner serve   ...                                               (serving.cli)
 
@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         "--scheme",
         choices=("auto", "iob1", "iob2", "bioes", "binary"),
         default="auto",
-        help="scheme of the predicted labels; auto: the scheme of the gold labels",
+        help="scheme of the predicted labels; auto: the scheme of the gold labels "
+        "(iob2 when they have no entity or the file has no labels)",
     )
     p.set_defaults(run=_cmd_predict)
 
@@ -151,11 +152,17 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="score a model on a labelled CoNLL file",
         description="Entity-level micro and per-type precision/recall/F1 (conlleval/seqeval) "
-        "and token accuracy on a labelled CoNLL file.",
+        "and token accuracy on a labelled CoNLL file; prints them and writes the same as JSON.",
     )
     _model_args(p)
     p.add_argument("--data", required=True, type=Path, help="labelled CoNLL file")
-    p.add_argument("--json", type=Path, default=None, help="also write the scores as JSON here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to write the scores as JSON (default: <model dir name>.<data file stem>"
+        ".eval.json in the current directory)",
+    )
     p.set_defaults(run=_cmd_eval)
 
     for name, help_ in (
@@ -212,8 +219,9 @@ def _cmd_predict(ns: argparse.Namespace) -> int:
     sentences = [item for item in items if isinstance(item, Sentence)]
     scheme = ns.scheme
     if scheme == "auto":
-        scheme = detect_scheme(s.labels for s in sentences if s.labels is not None)
-        scheme = scheme or _default_scheme(predictor.bundle.tag_scheme)
+        # Gold labels that do not tell (all O, or no label column): IOB2, the common format,
+        # whatever scheme the model was trained in.
+        scheme = detect_scheme(s.labels for s in sentences if s.labels is not None) or "iob2"
     predicted = iter(predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size))
 
     def blocks() -> Iterator[Any]:
@@ -255,6 +263,8 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
         raise CliError(f"{ns.data}: no sentences to evaluate")
     from ner.metrics import entity_scores
 
+    out = ns.json if ns.json is not None else default_eval_json(ns.model or DEFAULT_MODEL, ns.data)
+    _check_output_dir(out)  # before the work, not after
     gold = [list(s.labels or ()) for s in sentences]
     predictor = _predictor(ns)
     scheme = detect_scheme(gold) or _default_scheme(predictor.bundle.tag_scheme)
@@ -276,10 +286,14 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
         "token_accuracy": float(report.token_accuracy),
     }
     print(format_report(result))
-    if ns.json is not None:
-        _check_output_dir(ns.json)
-        _write_text_atomic(ns.json, json.dumps(result, indent=2) + "\n")
+    _write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    print(f"ner: wrote the scores to {out}", file=sys.stderr)
     return 0
+
+
+def default_eval_json(model: Path, data: Path) -> Path:
+    """``<model dir name>.<data file stem>.eval.json`` in the current directory."""
+    return Path(f"{model.resolve().name}.{data.stem}.eval.json")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """``ner export``: a Lightning checkpoint -> a model bundle (``ner.bundle.export_bundle``).
 
-    ner export --ckpt runs/conll2003-fast/checkpoints/last.ckpt --out models/conll2003-en \\
+    ner export --ckpt runs/conll2003/checkpoints --out models/conll2003-en \\
         --name conll2003-en --version 1.0.0
+
+``--ckpt`` is a ``.ckpt`` file, or a folder: a checkpoints folder (``runs/<name>/checkpoints``) or
+a run folder (``runs/<name>``, whose ``checkpoints/`` is used), or the word ``best`` with
+``--run runs/<name>``. For a folder the checkpoint with the highest dev F1 is exported (see
+:func:`best_checkpoint`); the chosen file is printed on stderr.
 
 Everything comes from the ``.ckpt`` alone: the tagger config, labels and tag scheme (the module's
 ``rnn_ner`` entry), the vocabularies and the training files' sha256 (the datamodule's state), the
@@ -13,6 +18,8 @@ with ``torch.load(weights_only=True)``: no pickled code runs. The bundle is writ
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -24,6 +31,10 @@ from training.module import CHECKPOINT_KEY
 
 DATA_KEY = NerDataModule.__qualname__
 MODEL_PREFIX = "model."
+BEST = "best"
+"""``--ckpt best``: the best checkpoint of the run folder given with ``--run``."""
+MONITOR = "val_f1"
+_SCORE_IN_NAME = re.compile(rf"{MONITOR}[=_]?(\d+(?:\.\d+)?)")
 
 
 class CheckpointError(ValueError):
@@ -56,6 +67,126 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if key not in ckpt:
             raise CheckpointError(f"{p}: not a checkpoint of `ner train` (no {key!r} entry)")
     return ckpt
+
+
+def _score_from_state(path: Path) -> float | None:
+    """The ``val_f1`` that ModelCheckpoint recorded for ``path`` itself, ``None`` if unknown.
+
+    Read from the checkpoint's own ModelCheckpoint callback state: the entry of ``best_k_models``
+    whose file name is ``path``'s (the score of the epoch saved in it). The file is memory-mapped,
+    so the weights are not read.
+    """
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable here; the filename may still tell, the export will complain
+        return None
+    callbacks = ckpt.get("callbacks") if isinstance(ckpt, dict) else None
+    if not isinstance(callbacks, dict):
+        return None
+    for key, state in callbacks.items():
+        if not str(key).startswith("ModelCheckpoint") or not isinstance(state, dict):
+            continue
+        if state.get("monitor") != MONITOR:
+            continue
+        for saved, score in (state.get("best_k_models") or {}).items():
+            if Path(str(saved)).name == path.name:
+                return _as_float(score)
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        score = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return None if math.isnan(score) else score
+
+
+def _score_from_name(path: Path) -> float | None:
+    """``epoch028-val_f10.9418.ckpt`` -> 0.9418 (the ModelCheckpoint filename of ``ner train``)."""
+    match = _SCORE_IN_NAME.search(path.stem)
+    if match is None:
+        return None
+    # "val_f10.9418": the "1" of "f1" is part of the metric name, not of the number.
+    return _as_float(match.group(1))
+
+
+def checkpoint_score(path: str | Path) -> tuple[float, str] | None:
+    """The dev F1 of a checkpoint file and where it came from (``"callback state"``/``"filename"``).
+
+    ``None`` when neither the ModelCheckpoint state inside the file nor its name holds the score
+    (``last.ckpt``: its score is the last epoch's, which ModelCheckpoint does not record for it).
+    """
+    p = Path(path)
+    score = _score_from_state(p)
+    if score is not None:
+        return score, "callback state"
+    score = _score_from_name(p)
+    return (score, "filename") if score is not None else None
+
+
+def best_checkpoint(folder: str | Path) -> tuple[Path, float, str]:
+    """The checkpoint with the highest dev F1 in a checkpoints folder or a run folder.
+
+    Args:
+        folder: ``runs/<name>/checkpoints`` or ``runs/<name>`` (its ``checkpoints/`` is used when
+            present).
+
+    Returns:
+        ``(path, val_f1, source)``; on a tie the latest epoch (then the newest file) wins.
+
+    Raises:
+        CheckpointError: the folder is missing or holds no checkpoint with a known score.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: no such run or checkpoints folder")
+    ckpt_dir = root / "checkpoints" if (root / "checkpoints").is_dir() else root
+    files = sorted(ckpt_dir.glob("*.ckpt"))
+    if not files:
+        raise CheckpointError(f"{ckpt_dir}: no .ckpt file (has `ner train` run into it?)")
+    scored: list[tuple[float, int, float, Path, str]] = []
+    for f in files:
+        found = checkpoint_score(f)
+        try:
+            mtime = f.stat().st_mtime
+        except FileNotFoundError:  # ModelCheckpoint of a live run replaced it meanwhile
+            continue
+        if found is not None:
+            epoch = re.match(r"epoch(\d+)", f.name)
+            order = int(epoch.group(1)) if epoch else -1
+            scored.append((found[0], order, mtime, f, found[1]))
+    if not scored:
+        names = ", ".join(f.name for f in files)
+        raise CheckpointError(
+            f"{ckpt_dir}: no checkpoint records its {MONITOR} ({names}); pass the file to --ckpt"
+        )
+    score, _, _, path, source = max(scored, key=lambda row: row[:3])
+    return path, score, source
+
+
+def resolve_checkpoint(
+    ckpt: str | Path | None, run: str | Path | None = None
+) -> tuple[Path, float | None, str | None]:
+    """The checkpoint file that ``--ckpt``/``--run`` name (see the module docstring).
+
+    Returns:
+        ``(path, val_f1, source)``; ``val_f1`` and ``source`` are ``None`` for an explicit file.
+
+    Raises:
+        CheckpointError: ``best`` (or no ``--ckpt``) without a run folder, ``--run`` with an
+            explicit checkpoint, or a folder without a scored checkpoint.
+    """
+    if ckpt is None or str(ckpt) == BEST:
+        if run is None:
+            raise CheckpointError("--ckpt best needs --run RUN_DIR (e.g. --run runs/conll2003)")
+        return best_checkpoint(run)
+    if run is not None:
+        raise CheckpointError(f"--run {run} goes with --ckpt best, not with --ckpt {ckpt}")
+    p = Path(ckpt)
+    return best_checkpoint(p) if p.is_dir() else (p, None, None)
 
 
 def tagger_from_checkpoint(ckpt: dict[str, Any]) -> Any:
@@ -150,7 +281,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="ner export", description="Export a `ner train` checkpoint as a model bundle."
     )
     p.add_argument(
-        "--ckpt", required=True, type=Path, help="checkpoint (.ckpt) written by ner train"
+        "--ckpt",
+        default=None,
+        help="a .ckpt written by ner train; or a checkpoints folder (runs/NAME/checkpoints) or "
+        "a run folder (runs/NAME): the checkpoint with the highest val F1 in it; or `best` "
+        "with --run",
+    )
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="run folder (runs/NAME) for --ckpt best (the default when --run is given)",
     )
     p.add_argument("--out", required=True, type=Path, help="bundle directory to create or replace")
     p.add_argument(
@@ -164,10 +305,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ner export``; returns the exit status (2 with a one-line error)."""
     from ner.bundle import BundleError
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.ckpt is None and args.run is None:
+        parser.error("give --ckpt (a .ckpt file, a checkpoints or run folder, or best with --run)")
     try:
+        ckpt, score, source = resolve_checkpoint(args.ckpt, args.run)
+        if score is None:
+            print(f"ner export: checkpoint {ckpt}", file=sys.stderr)
+        else:
+            print(
+                f"ner export: best checkpoint {ckpt} ({MONITOR} {score:.4f}, from the {source})",
+                file=sys.stderr,
+            )
         out = export_checkpoint(
-            args.ckpt, args.out, name=args.name or args.out.name, version=args.version
+            ckpt, args.out, name=args.name or args.out.name, version=args.version
         )
     except (CheckpointError, BundleError, OSError) as e:
         print(f"ner export: error: {e}", file=sys.stderr)

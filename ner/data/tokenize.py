@@ -12,7 +12,8 @@ Offsets
 Splits (CoNLL-2003 conventions)
     * Punctuation is split off: ``"Germany,"`` -> ``Germany`` ``,``; quotes and brackets are
       tokens of their own; a sentence-final period is its own token.
-    * Kept whole: dotted abbreviations (``U.S.``, ``U.N.``, ``e.g.``, ``U.S.-led``), a list of
+    * Kept whole: dotted abbreviations (``U.S.``, ``U.N.``, ``e.g.``, ``a.m.``, ``Ph.D.``,
+      ``U.S.-led``, and after a hyphenated prefix: ``anti-U.S.``, ``pro-U.N.``), a list of
       common abbreviations (``Mr.``, ``Dr.``, ``Jan.``, ``Corp.`` ...), single initials before a
       capitalised word (``John F. Kennedy``), numbers (``1-0``, ``3.5``, ``1,000``,
       ``1996-08-22``, ``12:30``), hyphenated words (``Urdu-speaking``, ``well-known``), inner
@@ -170,6 +171,11 @@ Nev Okla Ore Pa Tenn Tex Va Vt Wash Wis Wyo
 """
 
 
+# Abbreviations with an inner period whose parts are not all single letters (single-letter ones,
+# ``e.g.``, ``i.e.``, ``a.m.``, ``p.m.``, ``U.S.``, need no list); matched in any letter case.
+_DOTTED_ABBREVIATIONS = "Ph.D M.Sc B.Sc M.Phil D.Phil Ed.D Th.D LL.B LL.M M.Ed B.Ed"
+
+
 def _trie(words: Iterable[str]) -> str:
     """A regex matching exactly ``words``, as a prefix tree (cheaper than a flat alternation)."""
     tree: dict[str, dict] = {}
@@ -210,12 +216,15 @@ def _token_regex() -> re.Pattern[str]:
     segment = rf"{run}(?:['’](?!{clitic}){run}|(?<=\d)[.,:/](?=\d){run})*"
     hyphen = "[-\u2010\u2011]"
     letter = rf"[^\W\d_]{tail}"
+    # A dotted abbreviation with its final period: U.S. e.g. a.m. Ph.D.
+    dotted = rf"(?:(?:{letter}\.{tail}){{2,}}|(?i:{_trie(_DOTTED_ABBREVIATIONS.split())})\.{tail})"
     alternatives = [
         # URL: scheme, then anything but separators; trailing punctuation is left out.
         rf"(?:https?|ftp)://[^{c.sep}]*[^{c.sep}.,;:!?'\"()\[\]{{}}<>«»“”‘’]",
         rf"[\w.+-]+@[\w-]+(?:\.[\w-]+)+{tail}{end}",  # e-mail address
         rf"(?<![\w{c.extend}])[@#](?=\w){segment}",  # @mention #hashtag
-        rf"(?:{letter}\.{tail}){{2,}}(?:{hyphen}{segment})*",  # U.S. e.g. U.S.-led
+        rf"{dotted}(?:{hyphen}{segment})*",  # U.S. e.g. Ph.D. U.S.-led
+        rf"{segment}(?:{hyphen}{segment})*{hyphen}{dotted}(?:{hyphen}{segment})*",  # anti-U.S.
         rf"(?:{letter}\.{tail})+{letter}{end}",  # U.S without its last period, n.a
         r"[A-Z]{1,3}\$",  # US$ C$ HK$
         rf"[{c.upper}]{{1,4}}(?:&[{c.upper}]{{1,4}})+{end}",  # S&P AT&T

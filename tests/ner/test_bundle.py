@@ -274,6 +274,58 @@ def test_labels_disagree_with_config(tiny_bundle: Path, tmp_path: Path) -> None:
         load_bundle(bundle)
 
 
+def _edit_config(bundle: Path, **changes: object) -> None:
+    cfg = json.loads((bundle / "config.json").read_text())
+    for key, value in changes.items():
+        if key == "max_word_len":
+            cfg["featurizer"][key] = value
+        elif callable(value):
+            cfg[key] = value(cfg[key])
+        else:
+            cfg[key] = value
+    (bundle / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tag_scheme": "bilou"}, "unknown tag_scheme 'bilou'"),
+        ({"tag_scheme": "IOB2"}, "unknown tag_scheme"),
+        ({"tag_scheme": 2}, "key 'tag_scheme' has the wrong type"),
+        ({"tag_scheme": "binary"}, "is not a binary tag"),
+        ({"labels": lambda labels: [*labels[:-1], "X-PER"]}, "label 'X-PER' is not a iob2 tag"),
+        ({"labels": lambda labels: [*labels[:-1], "E-PER"]}, "label 'E-PER' is not a iob2 tag"),
+        ({"labels": lambda labels: [*labels[:-1], "PER"]}, "label 'PER' is not a iob2 tag"),
+        ({"labels": lambda labels: [*labels[:-1], 7]}, "label 7 is not a string"),
+        ({"labels": lambda labels: [*labels[:-1], labels[0]]}, "duplicate labels"),
+        ({"labels": []}, "'labels' is empty"),
+        ({"max_word_len": 0}, "max_word_len must be a positive integer, got 0"),
+        ({"max_word_len": -3}, "max_word_len must be a positive integer, got -3"),
+        ({"max_word_len": True}, "max_word_len must be a positive integer, got True"),
+        ({"max_word_len": 2.5}, "key 'max_word_len' has the wrong type"),
+        ({"max_word_len": "20"}, "key 'max_word_len' has the wrong type"),
+    ],
+)
+def test_config_fields_are_validated(
+    tiny_bundle: Path, tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    """tag_scheme, labels and featurizer.max_word_len are checked: a BundleError on config.json."""
+    bundle = _copy(tiny_bundle, tmp_path)
+    _edit_config(bundle, **changes)
+    with pytest.raises(BundleError, match=message) as e:
+        load_bundle(bundle)
+    assert str(e.value).startswith(str(bundle / "config.json"))
+
+
+def test_bioes_bundle_accepts_iob2_labels(tiny_softmax_bundle: Path, tmp_path: Path) -> None:
+    """BIOES labels load as they are; a BIOES label in a bundle declared IOB2 is refused."""
+    assert load_bundle(tiny_softmax_bundle).tag_scheme == "bioes"
+    bundle = _copy(tiny_softmax_bundle, tmp_path)
+    _edit_config(bundle, tag_scheme="iob2")
+    with pytest.raises(BundleError, match=r"label '[ES]-\w+' is not a iob2 tag"):
+        load_bundle(bundle)
+
+
 def test_glove_sha256_mismatch(tiny_bundle: Path, tmp_path: Path) -> None:
     """A bundle that refers to another GloVe table than the installed one is refused."""
     bundle = _copy(tiny_bundle, tmp_path)

@@ -132,6 +132,29 @@ def test_predict_without_labels(tiny_bundle: Path, tmp_path: Path) -> None:
     assert all(len(r) == 2 for r in rows)
 
 
+@pytest.mark.parametrize("gold", ["all_o", "no_labels"])
+def test_predict_auto_scheme_without_gold_entities_is_iob2(
+    tiny_softmax_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], gold: str
+) -> None:
+    """Gold labels that do not tell the scheme give IOB2, not the model's BIOES."""
+    sentences = [s for s in iter_conll(DEV) if isinstance(s, Sentence)]
+    src = tmp_path / "gold.conll"
+    suffix = " O" if gold == "all_o" else ""
+    src.write_text("\n\n".join("\n".join(t + suffix for t in s.tokens) for s in sentences) + "\n")
+    out = tmp_path / "out.txt"
+    args = ["predict", "--model", str(tiny_softmax_bundle), "--input", str(src)]
+    assert main([*args, "--output", str(out)]) == 0
+    assert "(iob2)" in capsys.readouterr().err
+    got = [s for s in iter_conll(out, label_col=-1) if isinstance(s, Sentence)]
+    assert [s.tokens for s in got] == [s.tokens for s in sentences]
+    preds = [list(s.labels or ()) for s in got]
+    assert all(p == "O" or p[:2] in ("B-", "I-") for seq in preds for p in seq)
+    assert all(is_valid(seq, "iob2") for seq in preds)  # type: ignore[arg-type]
+    # The same file in the model's scheme, on request, may use E-/S- tags: the flag still wins.
+    assert main([*args, "--output", str(out), "--scheme", "bioes"]) == 0
+    assert "(bioes)" in capsys.readouterr().err
+
+
 def test_predict_malformed_input_names_file_and_line(tiny_bundle: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.conll"
     bad.write_text("Harry B-PER\nPotter I-PER\n\nLondon NNP B-LOC\nis\n")
@@ -209,6 +232,25 @@ def test_eval_prints_and_writes_json(tiny_bundle: Path, tmp_path: Path) -> None:
     assert {"precision", "recall", "f1"} <= set(scores["micro"])
     assert 0.0 <= scores["token_accuracy"] <= 1.0
     assert scores["per_type"]
+
+
+def test_eval_writes_json_by_default(
+    tiny_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --json the scores go to <model dir>.<data stem>.eval.json in the cwd (atomic)."""
+    pytest.importorskip("ner.metrics")
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--model", str(tiny_bundle), "--data", str(DEV)]) == 0
+    expected = f"{tiny_bundle.name}.tiny_dev.eval.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [expected]  # no temp file left behind
+    captured = capsys.readouterr()
+    assert expected in captured.err and "micro" in captured.out
+    scores = json.loads((tmp_path / expected).read_text())
+    assert scores["data"] == str(DEV) and scores["sentences"] > 0
+    assert {"precision", "recall", "f1", "support"} <= set(scores["micro"])
 
 
 def test_eval_needs_labels(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -85,6 +85,13 @@ GOLDEN = [
     ("Mail john.doe@example.com or @reuters #NLP.", "Mail john.doe@example.com or @reuters #NLP ."),
     ("Don’t forget Germany’s curly quotes", "Do n’t forget Germany ’s curly quotes"),
     ("SAN FRANCISCO, Calif. -- Sales fell.", "SAN FRANCISCO , Calif. -- Sales fell ."),
+    ("She has a Ph.D. in physics.", "She has a Ph.D. in physics ."),
+    ("A PH.D. and an M.Sc. degree", "A PH.D. and an M.Sc. degree"),
+    ("Fruit, e.g. apples, i.e. food.", "Fruit , e.g. apples , i.e. food ."),
+    ("From 9 a.m. to 5 p.m. daily", "From 9 a.m. to 5 p.m. daily"),
+    ("anti-U.S. protests and pro-U.N. forces", "anti-U.S. protests and pro-U.N. forces"),
+    ("an anti-U.S.-led campaign", "an anti-U.S.-led campaign"),
+    ("well-known. Anti-war-U.S.", "well-known . Anti-war-U.S."),
 ]
 
 
@@ -263,6 +270,8 @@ def test_never_splits_a_grapheme_cluster_any_text(text: str) -> None:
         "n" * 50_000,
         "\u200d" * 50_000 + "\u0301",
         "1." * 25_000,
+        "a-" * 25_000,
+        "a-U" * 25_000,
     ],
     ids=lambda s: repr(s[:6]),
 )
