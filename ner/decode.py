@@ -250,7 +250,18 @@ def _check(
     return em, lens
 
 
-def _forward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+def _step_scales(em: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step max ``m (B, T)`` and ``exp(em - m) (B, T, K)``, so that no exp overflows."""
+    m = em.max(axis=2) if em.shape[1] else np.zeros(em.shape[:2])
+    return m, np.exp(em - m[..., None])
+
+
+def _log_of(scaled: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """log of a row-normalised vector times its scale; tiny floor keeps impossible tags finite."""
+    return np.log(np.maximum(scaled, 1e-300)) + log_scale[..., None]
+
+
+def _forward_log(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
     """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row."""
     b, t, k = em.shape
     alpha = np.empty((b, t, k))
@@ -264,7 +275,7 @@ def _forward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray
     return alpha
 
 
-def _backward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+def _backward_log(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
     """log beta ``(B, T, K)``; zero at padded steps."""
     b, t, k = em.shape
     beta = np.zeros((b, t, k))
@@ -279,6 +290,98 @@ def _backward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarra
         else:
             beta[:, step] = np.where(last, trans.end, 0.0)
     return beta
+
+
+def _forward_scaled(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+    """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row.
+
+    Computed in scaled probability space (Rabiner 1989): each step is one (B, K) x (K, K) matrix
+    product followed by a normalisation whose log is carried separately. This is the same
+    quantity as the log-space recursion, an order of magnitude faster than logsumexp over
+    (B, K, K) in NumPy.
+    """
+    b, t, k = em.shape
+    alpha = np.empty((b, t, k))
+    if t == 0:
+        return alpha
+    m, e = _step_scales(em)
+    exp_trans = np.exp(trans.transitions)  # (K, K); disallowed (-1e4) -> 0
+    a0 = trans.start + em[:, 0]  # (B, K)
+    c0 = a0.max(axis=1)
+    hat = np.exp(a0 - c0[:, None])
+    s = hat.sum(axis=1)
+    hat /= s[:, None]
+    log_scale = c0 + np.log(s)
+    alpha[:, 0] = _log_of(hat, log_scale)
+    for step in range(1, t):
+        v = (hat @ exp_trans) * e[:, step]  # (B, K)
+        s = v.sum(axis=1)
+        live = step < lens
+        safe = np.where(s > 0, s, 1.0)
+        hat = np.where(live[:, None], v / safe[:, None], hat)
+        log_scale = np.where(live, log_scale + m[:, step] + np.log(safe), log_scale)
+        alpha[:, step] = _log_of(hat, log_scale)
+    return alpha
+
+
+def _backward_scaled(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+    """log beta ``(B, T, K)``; zero at padded steps (scaled, like :func:`_forward`)."""
+    b, t, k = em.shape
+    beta = np.zeros((b, t, k))
+    if t == 0:
+        return beta
+    m, e = _step_scales(em)
+    exp_trans_t = np.exp(trans.transitions).T  # (K_next, K)
+    c_end = trans.end.max()
+    end_hat = np.exp(trans.end - c_end)
+    end_hat = end_hat / end_hat.sum()
+    end_scale = c_end + np.log(np.exp(trans.end - c_end).sum())
+    hat = np.ones((b, k))
+    log_scale = np.zeros(b)
+    for step in range(t - 1, -1, -1):
+        last = step == lens - 1
+        inside = step < lens - 1
+        if step + 1 < t:
+            v = (e[:, step + 1] * hat) @ exp_trans_t  # (B, K)
+            s = v.sum(axis=1)
+            safe = np.where(s > 0, s, 1.0)
+            rec_hat = v / safe[:, None]
+            rec_scale = log_scale + m[:, step + 1] + np.log(safe)
+        else:
+            rec_hat, rec_scale = hat, log_scale
+        hat = np.where(last[:, None], end_hat, np.where(inside[:, None], rec_hat, 1.0 / k))
+        log_scale = np.where(last, end_scale, np.where(inside, rec_scale, np.log(k)))
+        beta[:, step] = np.where((step < lens)[:, None], _log_of(hat, log_scale), 0.0)
+    return beta
+
+
+# Scaled probability space is exact up to float64 rounding while the scores stay within a few
+# hundred nats of each other; beyond that (adversarial scores), use the log-space recursion.
+_SCALED_RANGE = 200.0
+
+
+def _scaled_ok(em: np.ndarray, trans: Transitions) -> bool:
+    spreads = []
+    for scores in (trans.transitions, trans.start, trans.end):
+        allowed = scores[scores > DISALLOWED / 2]
+        spreads.append(float(np.ptp(allowed)) if allowed.size else 0.0)
+    if em.size:
+        spreads.append(float(np.ptp(em, axis=2).max()))
+    return max(spreads) < _SCALED_RANGE
+
+
+def _forward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+    """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row."""
+    if _scaled_ok(em, trans):
+        return _forward_scaled(em, lens, trans)
+    return _forward_log(em, lens, trans)
+
+
+def _backward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
+    """log beta ``(B, T, K)``; zero at padded steps."""
+    if _scaled_ok(em, trans):
+        return _backward_scaled(em, lens, trans)
+    return _backward_log(em, lens, trans)
 
 
 def _log_z(alpha: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:

@@ -7,7 +7,7 @@ module, so the model sees exactly the same inputs everywhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,12 @@ class Featurizer:
     chars: Vocab | None = None
     use_glove: bool = False
     max_word_len: int = 20
+    # word -> (word id, GloVe id + 1, casing id, char ids): words repeat (Zipf), so tagging looks
+    # each one up once. Bounded: cleared when full. Not part of the featurizer's identity.
+    _cache: dict[str, tuple[int, int, int, tuple[int, ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    cache_size: int = field(default=200_000, repr=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
         """What the bundle's config.json stores (vocabularies live in their own files)."""
@@ -43,6 +49,26 @@ class Featurizer:
         from ner.data.glove import load_glove
 
         return load_glove()
+
+    def _word(self, word: str) -> tuple[int, int, int, tuple[int, ...]]:
+        """The ids of one word, cached."""
+        hit = self._cache.get(word)
+        if hit is not None:
+            return hit
+        glove = self._glove_index() if self.use_glove else None
+        chars: tuple[int, ...] = ()
+        if self.chars is not None:
+            chars = tuple(self.chars.encode(list(word[: self.max_word_len])))
+        ids = (
+            self.words.id(word),
+            glove.id(word) + 1 if glove is not None else 0,
+            casing_id(word),
+            chars,
+        )
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()
+        self._cache[word] = ids
+        return ids
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> Features:
         """sentences: B lists of tokens -> Features with T = longest sentence (at least 1)."""
@@ -58,20 +84,16 @@ class Featurizer:
         char_ids = np.zeros((b, t, c), dtype=np.int64)
         casing_ids = np.zeros((b, t), dtype=np.int64)
         lengths = np.zeros(b, dtype=np.int64)
-        glove = self._glove_index() if self.use_glove else None
         for i, sentence in enumerate(sentences):
             n = len(sentence)
             lengths[i] = n
-            if n == 0:
-                continue
-            word_ids[i, :n] = self.words.encode(sentence)
-            casing_ids[i, :n] = [casing_id(w) for w in sentence]
-            if glove is not None:
-                glove_ids[i, :n] = [glove.id(w) + 1 for w in sentence]
-            if self.chars is not None:
-                for j, word in enumerate(sentence):
-                    ids = self.chars.encode(list(word[: self.max_word_len]))
-                    char_ids[i, j, : len(ids)] = ids
+            for j, word in enumerate(sentence):
+                w, g, cas, chars = self._word(word)
+                word_ids[i, j] = w
+                glove_ids[i, j] = g
+                casing_ids[i, j] = cas
+                if chars:
+                    char_ids[i, j, : len(chars)] = chars
         return Features(word_ids, glove_ids, char_ids, casing_ids, lengths)
 
 
