@@ -238,16 +238,14 @@ class Predictor:
         entities: list[EntityResult] = []
         for piece, dec in parts:
             offset = len(tokens)
-            tags = [labels[i] for i in dec.tag_ids]
+            tags = [labels[i] for i in dec.tag_ids.tolist()]
             spans = spans_from_tags(tags, scheme)  # type: ignore[arg-type]
             iob2 = tags_from_spans(spans, len(tags), "iob2")
-            scores = dec.tag_scores
-            for tok, label, score in zip(piece, iob2, scores, strict=True):
-                tokens.append(
-                    TokenResult(
-                        tok.text, tok.start, tok.end, label, int(label != "O"), float(score)
-                    )
-                )
+            scores = dec.tag_scores.tolist()  # Python floats, converted in one call
+            tokens.extend(
+                TokenResult(tok.text, tok.start, tok.end, label, int(label != "O"), score)
+                for tok, label, score in zip(piece, iob2, scores, strict=True)
+            )
             for span in spans:
                 start, end = piece[span.start].start, piece[span.end - 1].end
                 entities.append(

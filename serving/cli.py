@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="server processes, each with its own copy of the models (default 1)",
+        help="server processes, each with its own copy of the models (default min(2, CPUs))",
     )
     add(
         "--threads",
@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from serving.main import create_app
+    from serving.metrics import multiprocess_dir
     from serving.registry import StartupError, load_predictors
 
     try:
@@ -127,9 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.workers > 1:
         # Each worker process builds its own app from the environment; the bundles were
         # checked above, so a bad one never gets this far.
+        # The workers share a fresh metrics folder, so that /metrics counts all of them.
         del predictors
         os.environ.update(settings_environment(settings))
-        uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, **options)
+        with multiprocess_dir():
+            uvicorn.run(
+                "serving.main:create_app", factory=True, workers=settings.workers, **options
+            )
         return 0
     server = uvicorn.Server(uvicorn.Config(create_app(settings, predictors=predictors), **options))
     server.run()

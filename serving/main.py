@@ -154,6 +154,7 @@ def create_app(
         finally:
             await _stop(app)
             app.state.executor.shutdown(wait=True)
+            app.state.metrics.close()
 
     app = FastAPI(
         title="rnn-ner",

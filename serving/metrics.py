@@ -3,15 +3,35 @@
 HTTP: request counts and latency histograms by method, route template and status. Inference:
 micro-batch sizes (sentences and requests), queue depth, tokens tagged and tokens per second,
 inference time, and requests refused by back-pressure.
+
+With several worker processes (``ner serve --workers N``), the parent points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh temporary folder before it starts the workers
+(``multiprocess_dir``); each worker's collectors then write their values to files there, and
+``/metrics`` of any worker reports the sum over all of them (prometheus_client's multiprocess
+mode). The variable must be set before ``prometheus_client`` is imported, which is why only the
+parent of fresh worker processes sets it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -22,6 +42,7 @@ class Metrics:
     """The collectors of one app."""
 
     def __init__(self) -> None:
+        self.multiprocess_dir: str | None = os.environ.get(MULTIPROC_ENV) or None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         labels = ["method", "route", "status"]
@@ -50,7 +71,11 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "ner_queue_depth", "Requests waiting for inference.", ["model"], registry=r
+            "ner_queue_depth",
+            "Requests waiting for inference (summed over live worker processes).",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.tokens = Counter("ner_tokens_total", "Tokens tagged.", ["model"], registry=r)
         self.tokens_per_second = Gauge(
@@ -58,6 +83,7 @@ class Metrics:
             "Tokens per second of inference time, over the last predictor call.",
             ["model"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.inference = Histogram(
             "ner_inference_duration_seconds",
@@ -81,6 +107,38 @@ class Metrics:
         self.inference.labels(model).observe(seconds)
         if seconds > 0:
             self.tokens_per_second.labels(model).set(tokens / seconds)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format: this app's collectors, or every worker's in multiprocess."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """At shutdown: in multiprocess mode, drop this process's live gauges (queue depth)."""
+        if self.multiprocess_dir is not None and os.path.isdir(self.multiprocess_dir):
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)
+
+
+@contextmanager
+def multiprocess_dir() -> Iterator[str]:
+    """Set ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary folder; restore and remove it after.
+
+    For the parent of worker processes, before it starts them: the workers inherit the variable.
+    """
+    path = tempfile.mkdtemp(prefix="ner-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
 
 
 Scope = MutableMapping[str, Any]

@@ -6,6 +6,7 @@ override the ``get_settings`` dependency.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Backend = Literal["onnx", "torch"]
+
+
+def default_workers() -> int:
+    """``min(2, CPUs this process may run on)``: the default number of server processes."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
 
 
 class Settings(BaseSettings):
@@ -40,7 +50,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     backend: Backend = Field(default="onnx", description="onnx (never imports torch) or torch.")
     workers: int = Field(
-        default=1, ge=1, le=64, description="Server processes (ner serve), each with the models."
+        default_factory=default_workers,
+        ge=1,
+        le=64,
+        description="Server processes (ner serve), each with its own copy of the models. "
+        "Default: min(2, CPUs), since one process uses about one core (the event loop and "
+        "inference share the GIL). With more than 1, /metrics adds up all of them.",
     )
     intra_op_threads: int = Field(default=1, ge=0, description="Inference threads; 0 = runtime.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import app_metrics
 from serving.metrics import Metrics
@@ -19,5 +19,8 @@ router = APIRouter(tags=["metrics"])
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(collectors: Metrics = Depends(app_metrics)) -> Response:
-    """Request counts and latency by route and status, batch sizes, queue depth, tokens/s."""
-    return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)
+    """Request counts and latency by route and status, batch sizes, queue depth, tokens/s.
+
+    With several worker processes, the counts of all of them, whichever one answers.
+    """
+    return Response(collectors.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from serving.batcher import BatcherClosed, QueueFull
-from serving.deps import app_settings, ready_registry, request_schema
+from serving.deps import ready_registry
 from serving.errors import ApiError, SafeJSONResponse
 from serving.registry import ModelRegistry
 from serving.schemas import BatchResponse, ErrorBody, RequestSchema, TagResponse
@@ -220,18 +220,18 @@ def _plans(parsed: Any, max_tokens: int) -> tuple[list[DocumentPlan], bool]:
     responses=RESPONSES,
     openapi_extra=REQUEST_BODY,
 )
-async def tag(
-    request: Request,
-    models: ModelRegistry = Depends(ready_registry),
-    settings: Settings = Depends(app_settings),
-    schema: RequestSchema = Depends(request_schema),
-) -> SafeJSONResponse:
+async def tag(request: Request) -> SafeJSONResponse:
     """Tag `{"text"}`, `{"tokens"}` or `{"documents": [...]}`, optionally with a `model` name.
 
     A single document gets `{"model", "tokens", "entities"}`; a batch gets `{"model", "results"}`
     in request order. Offsets are code-point indices into the text (for tokens: the tokens
     joined by single spaces), so that `text[start:end] == token.text`.
     """
+    # The app's state is read here rather than through Depends: FastAPI's dependency solving
+    # costs more per request than the lookups themselves, on the hottest route.
+    models: ModelRegistry = await ready_registry(request)  # 503 unless ready
+    settings: Settings = request.app.state.settings
+    schema: RequestSchema = request.app.state.request_schema
     with request.app.state.arrivals.arriving():
         data = await read_json(request, settings.body_limit())
         name = data.get("model") if isinstance(data, dict) else None

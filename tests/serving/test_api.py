@@ -95,6 +95,14 @@ def test_unicode_offsets_are_code_points(client: TestClient) -> None:
     check_offsets(text, body)
 
 
+def _rounded(result: dict[str, Any]) -> dict[str, Any]:
+    """A result with every score rounded to 9 decimals."""
+    return {
+        key: [{**item, "score": round(item["score"], 9)} for item in items]
+        for key, items in result.items()
+    }
+
+
 def test_documents_come_back_in_request_order(client: TestClient, predictor: Any) -> None:
     docs: list[dict[str, Any]] = [
         {"text": SEED},
@@ -110,7 +118,9 @@ def test_documents_come_back_in_request_order(client: TestClient, predictor: Any
     assert len(body["results"]) == len(docs)
     for doc, result in zip(docs, body["results"], strict=True):
         single = client.post("/v1/tag", json=doc).json()
-        assert result == {"tokens": single["tokens"], "entities": single["entities"]}
+        # a batch is padded to its longest sentence: scores may differ in the last bits
+        expected = {"tokens": single["tokens"], "entities": single["entities"]}
+        assert _rounded(result) == _rounded(expected)
         source = doc.get("text") or " ".join(doc["tokens"])
         check_offsets(source, result)
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,18 +73,65 @@ def test_serve_loads_every_bundle_in_models_dir(models_dir: Path, tmp_path: Path
         assert r.json()["model"]["name"] == "a-model"
 
 
+def _children(pid: int) -> list[int]:
+    """The ids of the processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 def test_serve_with_two_worker_processes(models_dir: Path, tmp_path: Path) -> None:
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     args = ["--model", str(models_dir / MODEL), "--workers", "2"]
-    with running_server(args, port, tmp_path / "server.log") as proc:
+    log_path = tmp_path / "server.log"
+    n = 24
+    with running_server(args, port, log_path) as proc:
+        deadline = time.monotonic() + 60
+        while log_path.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+
+        def post(_: int) -> int:  # a new connection each time: either worker may answer
+            return httpx.post(f"{base}/v1/tag", json={"text": SEED}, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(post, range(n))) == [200] * n
+        # /metrics adds up both workers, whichever one answers
         for _ in range(4):
-            r = httpx.post(f"http://127.0.0.1:{port}/v1/tag", json={"text": SEED}, timeout=10)
-            assert r.status_code == 200
+            text = httpx.get(f"{base}/metrics").text
+            assert (
+                f'ner_http_requests_total{{method="POST",route="/v1/tag",status="200"}} {n}.0'
+                in (text)
+            )
+            assert f'ner_tokens_total{{model="{MODEL}"}} {10 * n}.0' in text
+            assert f'ner_queue_depth{{model="{MODEL}"}} 0.0' in text
+        metrics_dir = None
+        if sys.platform.startswith("linux"):
+            workers = _children(proc.pid)
+            dirs = {_environ(pid).get("PROMETHEUS_MULTIPROC_DIR") for pid in workers}
+            dirs.discard(None)
+            assert len(dirs) == 1, dirs  # one folder shared by all workers
+            metrics_dir = Path(dirs.pop())
+            served = {f.stem.rsplit("_", 1)[1] for f in metrics_dir.glob("counter_*.db")}
+            assert len(served) == 2, served  # both workers answered requests
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    log = (tmp_path / "server.log").read_text()
+    log = log_path.read_text()
     assert log.count("Application startup complete") == 2
     assert log.count("Application shutdown complete") == 2
+    assert metrics_dir is None or not metrics_dir.exists()  # removed on exit
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
