@@ -57,6 +57,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ner.data.schemes import parse_tag
+
 Scheme = Literal["iob1", "iob2", "bioes", "binary"]
 
 DISALLOWED = -1e4
@@ -139,16 +141,6 @@ class Transitions:
 # Constraints
 
 
-def _parse_tag(tag: str) -> tuple[str, str | None]:
-    """``"B-PER" -> ("B", "PER")``, ``"O" -> ("O", None)`` (same contract as schemes.parse_tag)."""
-    if tag == "O":
-        return "O", None
-    prefix, sep, typ = tag.partition("-")
-    if not sep or not typ or prefix not in {"B", "I", "E", "S"}:
-        raise ValueError(f"cannot parse tag {tag!r}: expected 'O' or '<B|I|E|S>-<TYPE>'")
-    return prefix, typ
-
-
 def constraint_mask(
     labels: Sequence[str], scheme: Scheme
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,7 +163,10 @@ def constraint_mask(
         return allowed, allowed_start, allowed_end
     if scheme not in ("iob2", "bioes"):
         raise ValueError(f"unknown tag scheme {scheme!r}: expected iob1, iob2, bioes or binary")
-    parsed = [_parse_tag(tag) for tag in labels]
+    try:
+        parsed = [parse_tag(tag) for tag in labels]
+    except ValueError as e:
+        raise ValueError(f"cannot parse tag: {e}") from None
     valid_prefixes = {"O", "B", "I"} if scheme == "iob2" else {"O", "B", "I", "E", "S"}
     for tag, (prefix, _) in zip(labels, parsed, strict=True):
         if prefix not in valid_prefixes:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ner.fileio import atomic_open
 
 __all__ = [
     "DOCSTART",
@@ -278,15 +279,5 @@ def write_conll(
     """
     if sep not in (" ", "\t"):
         raise ValueError(f"sep must be ' ' or '\\t', got {sep!r}")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(_format_blocks(blocks, sep))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data file should be readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, newline="\n") as fh:
+        fh.writelines(_format_blocks(blocks, sep))
