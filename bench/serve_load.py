@@ -381,9 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
     if args.json is not None:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        os.replace(tmp, args.json)
+        from ner.fileio import atomic_open
+
+        with atomic_open(args.json) as fh:
+            fh.write(json.dumps(rows, indent=2))
     return 0
 
 

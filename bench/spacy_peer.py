@@ -35,7 +35,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,7 @@ if str(REPO_ROOT) not in sys.path:  # the spaCy venv does not have the project i
 
 from ner.data.conll import ConllFormatError, DocStart, Sentence, iter_conll, write_conll  # noqa: E402
 from ner.data.schemes import convert  # noqa: E402
+from ner.fileio import atomic_open  # noqa: E402
 from ner.settings import data_dir  # noqa: E402
 
 SPACY_VENV = REPO_ROOT / ".venv-spacy"
@@ -89,14 +89,8 @@ def ensure_spacy() -> None:
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        fh.write(text)
 
 
 # --------------------------------------------------------------------------- conversion

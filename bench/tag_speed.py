@@ -40,6 +40,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from ner.data.conll import ConllFormatError, read_conll  # noqa: E402
 from ner.data.schemes import convert  # noqa: E402
+from ner.fileio import atomic_open  # noqa: E402
 from ner.settings import data_dir  # noqa: E402
 
 SPACY_PYTHON = REPO_ROOT / ".venv-spacy" / "bin" / "python"
@@ -319,9 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report, end="")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.markdown.with_name(f".{args.markdown.name}.tmp")
-        tmp.write_text(report, encoding="utf-8")
-        os.replace(tmp, args.markdown)
+        with atomic_open(args.markdown) as fh:
+            fh.write(report)
     return 0
 
 
