@@ -11,16 +11,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ner.nn.encoder import EncoderConfig, RNNEncoder
-
-WordInput = Literal["onehot", "learned", "glove"]
+from ner.nn.config import CharConfig, EncoderConfig, WordInput
+from ner.nn.encoder import RNNEncoder
 
 
 class OneHotInput(nn.Module):
@@ -113,19 +111,6 @@ class WordEmbedding(nn.Module):
         return t.detach().cpu().float().numpy()
 
 
-@dataclass(frozen=True)
-class CharConfig:
-    num_chars: int
-    kind: Literal["cnn", "lstm"] = "cnn"
-    char_dim: int = 30
-    hidden: int = 50  # CNN filters, or LSTM hidden size per direction
-    kernel: int = 3
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden if self.kind == "cnn" else 2 * self.hidden
-
-
 class CharCNN(nn.Module):
     """Character CNN with max-over-time pooling (Ma & Hovy 2016): (B, T, C) -> (B, T, F)."""
 
@@ -155,7 +140,9 @@ class CharLSTM(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.num_chars, config.char_dim, padding_idx=0)
-        self.rnn = RNNEncoder(EncoderConfig(config.char_dim, config.hidden, 1, "lstm", True))
+        self.rnn = RNNEncoder(
+            EncoderConfig(cell="lstm", hidden_size=config.hidden, input_size=config.char_dim)
+        )
 
     def forward(self, char_ids: Tensor) -> Tensor:
         """char_ids (B, T, C) -> char features (B, T, 2H); padded words give zeros."""

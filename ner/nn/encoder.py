@@ -23,36 +23,33 @@ GRU step (Cho et al. 2014) is c~<t> = tanh(W_c [Γr * c<t-1>, x<t>] + b_c), c<t>
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
-Cell = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
+from ner.nn.config import CELLS_WITH_MEMORY, Cell, EncoderConfig, RNNConfig
+
+__all__ = [
+    "CELLS_WITH_MEMORY",
+    "Cell",
+    "EncoderConfig",
+    "RNNConfig",
+    "RNNEncoder",
+    "reverse_padded",
+]
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
-    input_size: int
-    hidden_size: int = 200
-    num_layers: int = 1
-    cell: Cell = "lstm"
-    bidirectional: bool = True
-    dropout: float = 0.0  # between stacked layers
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional else 1)
-
-
-def _make_rnn(cell: Cell, input_size: int, hidden_size: int) -> nn.Module:
+def _make_rnn(cell: str, input_size: int, hidden_size: int) -> nn.Module:
+    """One single-layer, one-direction RNN with ``nn.LSTM``'s calling convention:
+    ``rnn(x (B, T, D), hx) -> (a (B, T, H), hx_n)``, ``hx`` = (a, c) each (1, B, H) for cells with
+    memory, else a (1, B, H)."""
     if cell == "lstm":
         return nn.LSTM(input_size, hidden_size, batch_first=True)
     if cell == "gru":
         return nn.GRU(input_size, hidden_size, batch_first=True)
-    nonlinearity = "tanh" if cell == "rnn_tanh" else "relu"
-    return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
+    if cell in ("rnn_tanh", "rnn_relu"):
+        nonlinearity = "tanh" if cell == "rnn_tanh" else "relu"
+        return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
+    raise ValueError(f"unknown cell {cell!r}")
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
@@ -66,11 +63,20 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
+def last_step(a: Tensor, lengths: Tensor) -> Tensor:
+    """a (B, T, H), lengths (B,) -> a<T_b> (B, H), the output at each sequence's last real step
+    (zeros for an empty sequence)."""
+    index = (lengths.to(a.device) - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, a.shape[2])
+    return a.gather(1, index).squeeze(1) * (lengths.to(a.device) > 0).unsqueeze(-1).to(a.dtype)
+
+
 class RNNEncoder(nn.Module):
-    """Stacked (bi)directional RNN: x (B, Tx, D_in) -> a (B, Tx, H or 2H)."""
+    """Stacked (bi)directional RNN: x (B, Tx, D_in) -> a (B, Tx, H or 2H), plus final states."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
+        if config.input_size < 1:
+            raise ValueError(f"EncoderConfig.input_size must be >= 1, got {config.input_size}")
         self.config = config
         self.forward_layers = nn.ModuleList()
         self.backward_layers = nn.ModuleList()
@@ -80,21 +86,76 @@ class RNNEncoder(nn.Module):
             if config.bidirectional:
                 self.backward_layers.append(_make_rnn(config.cell, size, config.hidden_size))
             size = config.output_size
-        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (B, T, D_in), lengths (B,) -> a (B, T, H * directions); padded steps are zero."""
+        return self.encode(x, lengths)[0]
+
+    def encode(
+        self, x: Tensor, lengths: Tensor, state: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x (B, T, D_in), lengths (B,) -> (a (B, T, H * dirs), final (L, B, H * dirs)).
+
+        ``final[l]`` is layer l's a<T_b> at each sequence's own last step: for a BiRNN the forward
+        direction's a<T_b> next to the backward direction's a<1> (what it reached after reading
+        the whole sequence right to left). ``state`` (L, B, S), a unidirectional encoder's initial
+        state (see :meth:`step`), starts every layer from a given a<0> (and c<0>).
+        """
+        config = self.config
+        if state is not None and config.bidirectional:
+            raise ValueError("an initial state needs a unidirectional encoder")
         mask = (
             torch.arange(x.shape[1], device=x.device).unsqueeze(0)
             < lengths.to(x.device).unsqueeze(1)
         ).unsqueeze(-1)  # (B, T, 1)
-        a = x
+        a, finals = x, []
         for i, rnn in enumerate(self.forward_layers):
-            if i > 0:
-                a = self.dropout(a)
-            a_fwd, _ = rnn(a)  # (B, T, H): causal, so trailing padding cannot reach real steps
-            if self.config.bidirectional:
-                a_bwd, _ = self.backward_layers[i](reverse_padded(a, lengths))  # (B, T, H)
+            if i > 0 and config.dropout > 0:
+                a = nn.functional.dropout(a, config.dropout, self.training)
+            hx = None if state is None else self._layer_hx(state[i])
+            a_fwd, _ = rnn(a, hx)  # (B, T, H): causal, so trailing padding cannot reach real steps
+            final = last_step(a_fwd, lengths)  # (B, H)
+            if config.bidirectional:
+                a_bwd = self.backward_layers[i](reverse_padded(a, lengths))[0]  # (B, T, H)
+                final = torch.cat([final, last_step(a_bwd, lengths)], dim=-1)  # (B, 2H)
                 a_fwd = torch.cat([a_fwd, reverse_padded(a_bwd, lengths)], dim=-1)  # (B, T, 2H)
             a = a_fwd * mask
-        return a
+            finals.append(final)
+        return a, torch.stack(finals)  # (B, T, H*dirs), (L, B, H*dirs)
+
+    # ---------------------------------------------------------------- stepping (unidirectional)
+
+    def initial_state(self, like: Tensor, batch: int) -> Tensor:
+        """Zeros (L, B, S): a<0> (and c<0>) of every layer, on ``like``'s device and dtype."""
+        c = self.config
+        return like.new_zeros(c.num_layers, batch, c.state_size)
+
+    def _layer_hx(self, layer_state: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """(B, S) -> the layer's hx in nn.LSTM/nn.GRU form."""
+        h = self.config.hidden_size
+        s = layer_state.unsqueeze(0).contiguous()  # (1, B, S)
+        if self.config.cell in CELLS_WITH_MEMORY:
+            return s[..., :h].contiguous(), s[..., h:].contiguous()
+        return s
+
+    def step(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Run a unidirectional encoder on unpadded input from a given state.
+
+        x (B, T, D_in), state (L, B, S) or None (zeros) -> (a (B, T, H), new state (L, B, S)),
+        S = 2H ([a<t>, c<t>]) for cells with memory, else H. With T = 1 this is one time step of a
+        language model or decoder; sequences in the batch must all have T real steps.
+        """
+        if self.config.bidirectional:
+            raise ValueError("step() needs a unidirectional encoder")
+        if state is None:
+            state = self.initial_state(x, x.shape[0])
+        a, new = x, []
+        for i, rnn in enumerate(self.forward_layers):
+            if i > 0 and self.config.dropout > 0:
+                a = nn.functional.dropout(a, self.config.dropout, self.training)
+            a, hx = rnn(a, self._layer_hx(state[i]))
+            if isinstance(hx, tuple):
+                new.append(torch.cat([hx[0][0], hx[1][0]], dim=-1))  # (B, 2H)
+            else:
+                new.append(hx[0])  # (B, H)
+        return a, torch.stack(new)
