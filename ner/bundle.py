@@ -253,9 +253,25 @@ class BundleWriter:
         torch.save({k: v.detach().cpu().clone() for k, v in state.items()}, self._file(WEIGHTS))
         self._weights = WEIGHTS
 
-    def use_glove(self) -> None:
-        """Record the installed GloVe package (name, file, sha256): the model refers to it."""
-        self._glove = _glove_reference()
+    def copy_file(self, src: Path, filename: str) -> None:
+        """Copy a file as it is (used by ``ner migrate``)."""
+        shutil.copyfile(src, self._file(filename))
+
+    def add_vocab_file(self, key: str, filename: str) -> None:
+        self._vocabs[key] = filename
+
+    def add_array_file(self, key: str, filename: str) -> None:
+        self._arrays[key] = filename
+
+    def add_graph_file(
+        self, key: str, filename: str, inputs: Sequence[str], outputs: Sequence[str]
+    ) -> None:
+        self._graphs[key] = {"file": filename, "inputs": list(inputs), "outputs": list(outputs)}
+
+    def use_glove(self, reference: Mapping[str, Any] | None = None) -> None:
+        """Record the GloVe package (name, file, sha256) the model refers to: the installed
+        one, or ``reference`` as it was recorded before."""
+        self._glove = dict(reference) if reference is not None else _glove_reference()
 
     def write_graph(self, key: str, graph: Graph, filename: str | None = None) -> None:
         """Export ``graph`` to ONNX and check it against torch on inputs the trace never saw."""

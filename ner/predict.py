@@ -19,18 +19,25 @@ than the smallest token score of the entity. ``token_end`` and ``end`` are exclu
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ner.bundle import Backend, Bundle, load_bundle
-from ner.data.schemes import convert, spans_from_tags, tags_from_spans
+from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
+from ner.data.schemes import SCHEMES, convert, parse_tag, spans_from_tags, tags_from_spans
 from ner.data.tokenize import Token, split_sentences, tokens_from_words
-from ner.decode import Decoded, decode_batch, viterbi
+from ner.decode import Decoded, Transitions, constrain, decode_batch, viterbi
+from ner.features import Featurizer
+from ner.models.config import TaggerConfig
+from ner.tasks.base import TaskPredictor
+from ner.tasks.inputs import WORD_TABLE_PREFIX, read_inputs, write_inputs
 
-__all__ = ["Document", "EntityResult", "Predictor", "TokenResult"]
+__all__ = ["Document", "EntityResult", "Predictor", "TokenResult", "export_tagger"]
+
+DECODER = "decoder.json"
+EMISSIONS = "emissions"
 
 Input = str | Sequence[str]
 
@@ -96,48 +103,83 @@ class Document:
         }
 
 
-class Predictor:
-    """Batched prediction over a loaded :class:`~ner.bundle.Bundle`.
+class Predictor(TaskPredictor):
+    """Batched tagging over a loaded bundle of task ``ner``.
 
     Args:
-        bundle: the loaded bundle.
+        bundle: the opened bundle (``ner.tasks.load`` attaches its runtime).
         max_tokens: raw-text sentences longer than this are cut into pieces of this many tokens
             (bounds latency and memory on text without sentence punctuation; offsets stay global).
     """
 
+    task = "ner"
+
     def __init__(self, bundle: Bundle, *, max_tokens: int = 512) -> None:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        self.bundle = bundle
+        super().__init__(bundle)
         self.max_tokens = max_tokens
+        cfg_path = bundle.config_path
+        try:
+            self.config = TaggerConfig.from_dict(bundle.model_config)
+        except (TypeError, ValueError) as e:
+            raise BundleError(cfg_path, f"bad tagger config ({e})") from None
+        meta = bundle.meta
+        scheme = require(meta, "tag_scheme", cfg_path, str)
+        if scheme not in SCHEMES:
+            raise BundleError(
+                cfg_path, f"unknown tag_scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
+            )
+        labels = require(meta, "labels", cfg_path, list)
+        check_labels(labels, scheme, cfg_path)
+        if len(labels) != self.config.num_tags:
+            raise BundleError(cfg_path, f"{len(labels)} labels for num_tags={self.config.num_tags}")
+        try:
+            transitions = Transitions.from_dict(bundle.read_json(DECODER))
+        except ValueError as e:
+            raise BundleError(bundle.file(DECODER), str(e)) from None
+        if transitions.num_tags != len(labels):
+            raise BundleError(
+                bundle.file(DECODER), f"{transitions.num_tags} tags for {len(labels)} labels"
+            )
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.tag_scheme = scheme
+        self.transitions = transitions
+        self.inputs = read_inputs(bundle, self.config.inputs)
 
     @classmethod
-    def from_path(
-        cls, path: str | os.PathLike[str], backend: Backend = "onnx", **kwargs: Any
-    ) -> Predictor:
-        """Load the bundle at ``path`` (see :func:`ner.bundle.load_bundle`) and wrap it."""
-        threads = kwargs.pop("threads", None)
-        return cls(load_bundle(path, backend, threads=threads), **kwargs)
+    def from_path(cls, path: str | os.PathLike[str], backend: Any = "onnx", **kwargs: Any) -> Any:
+        """Load the tagger bundle at ``path`` (see :func:`ner.tasks.load`)."""
+        return super().from_path(path, backend, **kwargs)
+
+    def torch_graphs(self) -> Mapping[str, Graph]:
+        from ner.models.tagger import Tagger, emissions_graph
+
+        model = Tagger(self.config, self.inputs.tables.glove)
+        self.bundle.load_torch_model(model, optional=[WORD_TABLE_PREFIX])
+        return {EMISSIONS: emissions_graph(model, self.inputs.tables)}
 
     @property
-    def name(self) -> str:
-        return self.bundle.name
+    def featurizer(self) -> Featurizer:
+        return self.inputs.featurizer
 
     @property
-    def version(self) -> str:
-        return self.bundle.version
+    def num_tags(self) -> int:
+        return len(self.labels)
 
-    @property
-    def task(self) -> str:
-        return self.bundle.task
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "tag_scheme": self.tag_scheme, "labels": list(self.labels)}
 
-    @property
-    def card(self) -> dict[str, Any]:
-        return self.bundle.card
+    def warmup(self) -> None:
+        self.predict([["Harry", "Potter", "and", "Hermione", "Granger", "met", "."]])
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.bundle.labels
+    def emissions(self, features: Any) -> np.ndarray:
+        """features (padded batch) -> emissions (B, T, K) float32; padded steps are meaningless."""
+        b, t = features.word_ids.shape
+        if b == 0 or t == 0 or not features.lengths.any():
+            return np.zeros((b, t, self.num_tags), dtype=np.float32)
+        out = self.bundle.run(EMISSIONS, self.inputs.arrays(features))[EMISSIONS]
+        return np.asarray(out, dtype=np.float32)
 
     # ----------------------------------------------------------------------------------------
 
@@ -182,8 +224,8 @@ class Predictor:
         Returns:
             One list of labels per sentence.
         """
-        src = self.bundle.tag_scheme
-        labels = self.bundle.labels
+        src = self.tag_scheme
+        labels = self.labels
         out = []
         for ids in self._decode(sentences, batch_size, full=False):
             tags = [labels[i] for i in ids]
@@ -215,25 +257,24 @@ class Predictor:
         self, sentences: Sequence[Sequence[str]], batch_size: int, *, full: bool = True
     ) -> list[Any]:
         """Decoded (``full``) or Viterbi tag ids per sentence, in input order."""
-        bundle = self.bundle
         results: list[Any] = [None] * len(sentences)
         for batch in self._batches(sentences, batch_size):
-            features = bundle.featurizer.encode([list(sentences[i]) for i in batch])
-            emissions = bundle.emissions(features)
+            features = self.featurizer.encode([list(sentences[i]) for i in batch])
+            emissions = self.emissions(features)
             if full:
-                out = decode_batch(emissions, features.lengths, bundle.transitions)
+                out = decode_batch(emissions, features.lengths, self.transitions)
             else:
-                out = viterbi(emissions, features.lengths, bundle.transitions)
+                out = viterbi(emissions, features.lengths, self.transitions)
             for i, item in zip(batch, out, strict=True):
                 results[i] = item
         for i, item in enumerate(results):
             if item is None:  # an empty sentence
-                results[i] = _empty_decoded(bundle) if full else np.zeros(0, dtype=np.int64)
+                results[i] = _empty_decoded(self) if full else np.zeros(0, dtype=np.int64)
         return results
 
     def _document(self, text: str, parts: list[tuple[list[Token], Decoded]]) -> Document:
-        labels = self.bundle.labels
-        scheme = self.bundle.tag_scheme
+        labels = self.labels
+        scheme = self.tag_scheme
         tokens: list[TokenResult] = []
         entities: list[EntityResult] = []
         for piece, dec in parts:
@@ -262,8 +303,102 @@ class Predictor:
         return Document(text, tokens, entities)
 
 
-def _empty_decoded(bundle: Bundle) -> Decoded:
-    k = bundle.num_tags
+def _empty_decoded(predictor: Predictor) -> Decoded:
+    k = predictor.num_tags
     return decode_batch(
-        np.zeros((1, 0, k), dtype=np.float32), np.zeros(1, dtype=np.int64), bundle.transitions
+        np.zeros((1, 0, k), dtype=np.float32), np.zeros(1, dtype=np.int64), predictor.transitions
     )[0]
+
+
+def check_labels(labels: list[Any], scheme: str, path: Any) -> None:
+    """Each label is a distinct tag of ``scheme`` (``O``/``B-X``/``I-X``, plus ``E-``/``S-`` in
+    BIOES; ``0``/``1`` in binary)."""
+    if not labels:
+        raise BundleError(path, "'labels' is empty")
+    prefixes = {"O", "B", "I", "E", "S"} if scheme == "bioes" else {"O", "B", "I"}
+    for label in labels:
+        if not isinstance(label, str):
+            raise BundleError(path, f"label {label!r} is not a string")
+        if scheme == "binary":
+            ok = label in ("0", "1", "O")
+        else:
+            try:
+                ok = parse_tag(label)[0] in prefixes
+            except ValueError:
+                ok = False
+        if not ok:
+            raise BundleError(path, f"label {label!r} is not a {scheme} tag")
+    if len(set(labels)) != len(labels):
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        raise BundleError(path, f"duplicate labels {dupes}")
+
+
+def export_tagger(
+    model: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    featurizer: Featurizer,
+    labels: Sequence[str],
+    tag_scheme: str,
+    name: str = "ner-tagger",
+    version: str = "0.0.0",
+    card: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    max_bytes: int | None = None,
+) -> Any:
+    """Write a trained ``ner.models.tagger.Tagger`` as a bundle of task ``ner`` (atomically).
+
+    Args:
+        model: the tagger (its training mode is restored afterwards).
+        out_dir: the bundle directory to create or replace.
+        featurizer: the vocabularies and feature settings it was trained with.
+        labels: the ``K`` tag names in tag-id order, in ``tag_scheme``.
+        tag_scheme: ``"iob1"``, ``"iob2"``, ``"bioes"`` (or ``"binary"``): the training scheme.
+        name, version: the model's identity (in config.json and the card).
+        card: model-card fields (``training_data``, ``metrics``...).
+        meta: extra task metadata (e.g. ``calibration``).
+        max_bytes: refuse a bundle larger than this (default ``ner.bundle.MAX_BUNDLE_BYTES``).
+    """
+    from ner.bundle import MAX_BUNDLE_BYTES
+    from ner.models.tagger import emissions_graph
+
+    config: TaggerConfig = model.config
+    labels = list(labels)
+    if len(labels) != config.num_tags:
+        raise ValueError(f"{len(labels)} labels for a model with num_tags={config.num_tags}")
+    if len(featurizer.words) != config.inputs.vocab_size:
+        raise ValueError(f"{len(featurizer.words)} words for vocab_size={config.inputs.vocab_size}")
+    if tag_scheme not in ("iob1", "iob2", "bioes", "binary"):
+        raise ValueError(f"unknown tag scheme {tag_scheme!r}")
+    limit = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
+    with BundleWriter(out_dir, task="ner", name=name, version=version, max_bytes=limit) as w:
+        table = model.word_table()
+        inputs_meta = write_inputs(w, table, featurizer)
+        decoder = constrain(model.transitions(), labels, tag_scheme)  # type: ignore[arg-type]
+        w.write_json(DECODER, decoder.to_dict())
+        state = model.state_dict()
+        w.write_weights({k: v for k, v in state.items() if not k.startswith(WORD_TABLE_PREFIX)})
+        tables = _tables(table, featurizer)
+        w.write_graph(EMISSIONS, emissions_graph(model, tables), "model.onnx")
+        return w.commit(
+            model=config.to_dict(),
+            meta={
+                "tag_scheme": tag_scheme,
+                "labels": labels,
+                "featurizer": inputs_meta,
+                **dict(meta or {}),
+            },
+            card=card,
+        )
+
+
+def _tables(table: np.ndarray, featurizer: Featurizer) -> Any:
+    """The word tables as the bundle will hold them (float16 table, installed GloVe)."""
+    from ner.features import WordTables
+
+    glove = None
+    if featurizer.use_glove:
+        from ner.data.glove import load_glove
+
+        glove = load_glove().vectors
+    return WordTables(np.asarray(table, dtype=np.float16), glove)
