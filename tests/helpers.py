@@ -48,12 +48,14 @@ def build_tiny_bundle(
     import numpy as np
     import torch
 
-    from ner.bundle import export_bundle
     from ner.data.conll import read_conll
     from ner.data.schemes import convert, label_names, spans_from_tags
     from ner.data.vocab import Vocab, char_vocab
     from ner.features import Featurizer
-    from ner.models.tagger import Tagger, TaggerConfig
+    from ner.models.config import TaggerConfig
+    from ner.models.tagger import Tagger
+    from ner.nn.config import InputConfig, RNNConfig
+    from ner.predict import export_tagger
 
     torch.manual_seed(seed)
     sentences = read_conll(TINY_TRAIN)
@@ -70,18 +72,18 @@ def build_tiny_bundle(
         glove_vectors = load_glove().vectors
     config = TaggerConfig(
         num_tags=len(labels),
-        vocab_size=len(words),
-        num_chars=len(chars) if chars is not None else 0,
-        word_input=word_input,  # type: ignore[arg-type]
-        word_dim=50 if word_input == "glove" else 16,
-        char_encoder=char_encoder,  # type: ignore[arg-type]
-        char_dim=8,
-        char_hidden=8,
-        casing_dim=casing_dim,
-        cell=cell,  # type: ignore[arg-type]
-        hidden_size=16,
-        num_layers=num_layers,
-        embed_dropout=0.1,
+        inputs=InputConfig(
+            vocab_size=len(words),
+            num_chars=len(chars) if chars is not None else 0,
+            word_input=word_input,  # type: ignore[arg-type]
+            word_dim=50 if word_input == "glove" else 16,
+            char_encoder=char_encoder,  # type: ignore[arg-type]
+            char_dim=8,
+            char_hidden=8,
+            casing_dim=casing_dim,
+            dropout=0.1,
+        ),
+        rnn=RNNConfig(cell=cell, hidden_size=16, num_layers=num_layers),  # type: ignore[arg-type]
         dropout=0.1,
         head=head,  # type: ignore[arg-type]
     )
@@ -105,8 +107,6 @@ def build_tiny_bundle(
         loss.backward()
         optimizer.step()
     card = {
-        "name": f"tiny-{word_input}-{head}",
-        "version": "0.0.1",
         "training_data": {
             "file": TINY_TRAIN.name,
             "sha256": hashlib.sha256(TINY_TRAIN.read_bytes()).hexdigest(),
@@ -114,12 +114,13 @@ def build_tiny_bundle(
         },
         "metrics": {"train_loss": float(loss.detach())},
     }
-    return export_bundle(
+    return export_tagger(
         model,
-        out_dir=out_dir,
-        words=words,
-        chars=chars,
+        out_dir,
+        featurizer=featurizer,
         labels=labels,
         tag_scheme=tag_scheme,
+        name=f"tiny-{word_input}-{head}",
+        version="0.0.1",
         card=card,
     )
