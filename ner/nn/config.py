@@ -9,9 +9,27 @@ from typing import Literal
 WordInput = Literal["onehot", "learned", "glove"]
 
 
-Cell = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
+Cell = Literal[
+    "lstm",
+    "gru",
+    "rnn_tanh",
+    "rnn_relu",
+    # the seed notes' cells (ner.nn.cells.SeedRNN): slower than the fused kernels, same interface;
+    # a _bptt suffix trains with the hand-written backward pass of ner.nn.bptt
+    "seed_rnn_tanh",
+    "seed_rnn_relu",
+    "seed_gru_simple",
+    "seed_gru",
+    "seed_lstm",
+    "seed_lstm_peephole",
+    "seed_rnn_tanh_bptt",
+    "seed_rnn_relu_bptt",
+    "seed_lstm_bptt",
+]
 
-CELLS_WITH_MEMORY: frozenset[str] = frozenset({"lstm"})
+CELLS_WITH_MEMORY: frozenset[str] = frozenset(
+    {"lstm", "seed_lstm", "seed_lstm_peephole", "seed_lstm_bptt"}
+)
 """Cells that carry a memory cell c<t> besides a<t> (their step state is a<t> and c<t>)."""
 
 
@@ -20,7 +38,8 @@ class RNNConfig:
     """The recurrent stack, as a user configures it (the input size comes from the input stack).
 
     Attributes:
-        cell: Recurrent cell: lstm, gru, rnn_tanh or rnn_relu.
+        cell: Recurrent cell: lstm, gru, rnn_tanh or rnn_relu (fused kernels), or one of the
+            seed_* cells of ner.nn.cells (seed_lstm, seed_gru, ...).
         hidden_size: Hidden units per direction.
         num_layers: Stacked recurrent layers (a deep RNN).
         bidirectional: Run a backward RNN as well (a BiRNN).

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ner.nn.cells import SEED_CELLS, SeedRNN, SeedRNNConfig
 from ner.nn.config import CELLS_WITH_MEMORY, Cell, EncoderConfig, RNNConfig
 
 __all__ = [
@@ -49,6 +50,8 @@ def _make_rnn(cell: str, input_size: int, hidden_size: int) -> nn.Module:
     if cell in ("rnn_tanh", "rnn_relu"):
         nonlinearity = "tanh" if cell == "rnn_tanh" else "relu"
         return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
+    if cell in SEED_CELLS:
+        return SeedRNN(SeedRNNConfig(cell, input_size, hidden_size))  # type: ignore[arg-type]
     raise ValueError(f"unknown cell {cell!r}")
 
 
