@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ner.nn.cells import Activation, _script
+from ner.nn.cells import Activation, _script, script
 
 # ------------------------------------------------------------------------------------ the loops
 
@@ -111,7 +111,7 @@ _FUNCTIONS = {
 
 @functools.cache
 def _compiled(name: str) -> Any:
-    return torch.jit.script(_FUNCTIONS[name])
+    return script(_FUNCTIONS[name])
 
 
 def _weight_grads(

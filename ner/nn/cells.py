@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, get_args
 
@@ -549,7 +550,19 @@ _LOOPS = {"rnn": _rnn_loop, "gru_simple": _gru_simple_loop, "gru": _gru_loop, "l
 @functools.cache
 def _script(name: str) -> Any:
     """The TorchScript version of ``_LOOPS[name]``, compiled once, on first use."""
-    return torch.jit.script(_LOOPS[name])
+    return script(_LOOPS[name])
+
+
+def script(fn: Any) -> Any:
+    """``torch.jit.script(fn)``, without its deprecation warning.
+
+    TorchScript is deprecated in favour of torch.compile / torch.export, but it is what the legacy
+    ONNX exporter (the one the bundles use, ``dynamo=False``) turns into an ONNX ``Loop`` with a
+    dynamic trip count (a traced Python loop would be unrolled for the example's Tx).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        return torch.jit.script(fn)
 
 
 SeedCell: TypeAlias = Literal[

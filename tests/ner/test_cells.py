@@ -1,7 +1,10 @@
 """ner.nn.cells: each cell against an independent NumPy version of the seed equations, the fused
-nn.RNN / nn.GRU / nn.LSTM against the cells (after from_torch), and BPTT sanity (clipping)."""
+nn.RNN / nn.GRU / nn.LSTM against the cells (after from_torch), the trainable SeedRNN layer against
+both, and BPTT sanity (clipping)."""
 
 from __future__ import annotations
+
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -9,15 +12,22 @@ import torch
 from torch import nn
 
 from ner.nn.cells import (
+    SEED_CELLS,
+    SEED_CELLS_WITH_MEMORY,
     GRUCell,
     GRUCellConfig,
     LSTMCell,
     LSTMCellConfig,
     RNNCell,
     RNNCellConfig,
+    SeedRNN,
+    SeedRNNConfig,
+    SimpleGRUCell,
+    SimpleGRUCellConfig,
     from_torch,
     unroll,
 )
+from ner.nn.config import CELLS_WITH_MEMORY, Cell
 from ner.nn.encoder import EncoderConfig, RNNEncoder
 
 torch.set_num_threads(1)
@@ -63,12 +73,26 @@ def np_gru(p, x, c0, reset_after):
     return np.stack(out, axis=1)
 
 
-def np_lstm(p, x, a0, c0, squash):
+def np_gru_simple(p, x, c0):
+    h = c0.shape[1]
+    c, out = c0, []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        gate_u = sigmoid(c @ p["W_u"][:, :h].T + xt @ p["W_u"][:, h:].T + p["b_u"])
+        c_tilde = np.tanh(c @ p["W_c"][:, :h].T + xt @ p["W_c"][:, h:].T + p["b_c"])
+        c = gate_u * c_tilde + (1.0 - gate_u) * c
+        out.append(c)
+    return np.stack(out, axis=1)
+
+
+def np_lstm(p, x, a0, c0, squash, peephole=False):
     h = a0.shape[1]
     a, c, out = a0, c0, []
     for t in range(x.shape[1]):
         xt = x[:, t]
         z = {g: a @ p[f"W_{g}"][:, :h].T + xt @ p[f"W_{g}"][:, h:].T + p[f"b_{g}"] for g in "cufo"}
+        if peephole:  # the gates also see c<t-1>, elementwise
+            z = {g: z[g] + (p[f"p_{g}"] * c if g != "c" else 0.0) for g in "cufo"}
         c = sigmoid(z["u"]) * np.tanh(z["c"]) + sigmoid(z["f"]) * c
         a = sigmoid(z["o"]) * (np.tanh(c) if squash else c)
         out.append(a)
@@ -114,6 +138,27 @@ def test_lstm_cell_matches_numpy(x, squash):
         np_lstm(params(cell), x.numpy(), a0.numpy(), zeros, squash),
         atol=1e-12,
     )
+
+
+def test_simple_gru_cell_matches_numpy(x):
+    torch.manual_seed(11)
+    cell = SimpleGRUCell(SimpleGRUCellConfig(D, H)).double()
+    c0 = torch.randn(B, H, dtype=torch.float64)
+    expected = np_gru_simple(params(cell), x.numpy(), c0.numpy())
+    np.testing.assert_allclose(unroll(cell, x, c0).detach().numpy(), expected, atol=1e-12)
+
+
+def test_peephole_lstm_cell_matches_numpy(x):
+    torch.manual_seed(12)
+    cell = LSTMCell(LSTMCellConfig(D, H, peephole=True)).double()
+    a0, c0 = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+    p = params(cell)
+    expected = np_lstm(p, x.numpy(), a0.numpy(), c0.numpy(), True, peephole=True)
+    got = unroll(cell, x, (a0, c0)).detach().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    # the peepholes matter: without them the output differs
+    plain = np_lstm(p, x.numpy(), a0.numpy(), c0.numpy(), True, peephole=False)
+    assert np.abs(plain - expected).max() > 1e-3
 
 
 def test_unroll_defaults_and_empty_sequence():
@@ -267,3 +312,117 @@ def test_vanishing_gradient_in_a_contracting_tanh_rnn():
     unroll(cell, x)[:, -1].sum().backward()
     first, last = x.grad[0, 0].norm(), x.grad[0, -1].norm()
     assert last > 0 and first < 1e-6 * last
+
+
+# ------------------------------------------------------- the trainable layer, ner.nn.cells.SeedRNN
+
+
+def numpy_layer(layer: SeedRNN, x: np.ndarray, a0: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    """The NumPy equations of the layer's cell, from its parameters."""
+    p = {name.removeprefix("cell."): v for name, v in params(layer).items()}
+    base = layer.config.base
+    if base.startswith("seed_rnn_"):
+        g = np.tanh if base.endswith("tanh") else (lambda z: np.maximum(z, 0.0))
+        return np_rnn(p, x, a0, g)
+    if base == "seed_gru_simple":
+        return np_gru_simple(p, x, a0)
+    if base == "seed_gru":
+        return np_gru(p, x, a0, reset_after=False)
+    return np_lstm(p, x, a0, c0, True, peephole=base == "seed_lstm_peephole")
+
+
+@pytest.mark.parametrize("name", SEED_CELLS)
+def test_seed_layer_matches_numpy(x, name):
+    torch.manual_seed(13)
+    layer = SeedRNN(SeedRNNConfig(name, D, H)).double()
+    a0, c0 = torch.randn(1, B, H, dtype=torch.float64), torch.randn(1, B, H, dtype=torch.float64)
+    hx = (a0, c0) if name in SEED_CELLS_WITH_MEMORY else a0
+    a, hx_n = layer(x, hx)
+    expected = numpy_layer(layer, x.numpy(), a0[0].numpy(), c0[0].numpy())
+    assert a.shape == (B, TX, H)
+    np.testing.assert_allclose(a.detach().numpy(), expected, atol=1e-12)
+    final = hx_n[0] if isinstance(hx_n, tuple) else hx_n
+    np.testing.assert_allclose(final[0].detach().numpy(), expected[:, -1], atol=1e-12)
+    # the layer is its step cell run over time, gradients included
+    x_grad = x.clone().requires_grad_(True)
+    layer(x_grad, hx)[0].square().sum().backward()
+    grad_layer = x_grad.grad
+    x_grad.grad = None
+    start = (a0[0], c0[0]) if name in SEED_CELLS_WITH_MEMORY else a0[0]
+    unroll(layer.cell, x_grad, start).square().sum().backward()
+    torch.testing.assert_close(grad_layer, x_grad.grad, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", SEED_CELLS)
+def test_seed_layer_defaults_and_empty_sequence(name):
+    layer = SeedRNN(SeedRNNConfig(name, D, H))
+    x = torch.randn(B, TX, D)
+    a, hx_n = layer(x)
+    zeros = torch.zeros(1, B, H)
+    torch.testing.assert_close(a, layer(x, (zeros, zeros) if isinstance(hx_n, tuple) else zeros)[0])
+    empty, hx_0 = layer(x[:, :0])
+    assert empty.shape == (B, 0, H)
+    torch.testing.assert_close(hx_0[0] if isinstance(hx_0, tuple) else hx_0, zeros)
+
+
+def torch_into_seed(module: nn.RNNBase, name: str) -> SeedRNN:
+    """A SeedRNN holding the weights of a fused 1-layer module (via from_torch)."""
+    layer = SeedRNN(SeedRNNConfig(name, module.input_size, module.hidden_size)).to(
+        module.weight_ih_l0
+    )
+    layer.cell.load_state_dict(from_torch(module).state_dict())
+    return layer
+
+
+def test_seed_lstm_equals_torch_lstm_in_float64():
+    torch.manual_seed(14)
+    module = nn.LSTM(D, H, batch_first=True).double()
+    layer = torch_into_seed(module, "seed_lstm")
+    x = torch.randn(B, 9, D, dtype=torch.float64)
+    hx = (torch.randn(1, B, H, dtype=torch.float64), torch.randn(1, B, H, dtype=torch.float64))
+    want, (h_n, c_n) = module(x, hx)
+    got, (a_n, c_got) = layer(x, hx)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(a_n, h_n, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c_got, c_n, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_seed_rnn_equals_torch_rnn_in_float64(nonlinearity):
+    torch.manual_seed(15)
+    module = nn.RNN(D, H, nonlinearity=nonlinearity, batch_first=True).double()
+    layer = torch_into_seed(module, f"seed_rnn_{nonlinearity}")
+    x = torch.randn(B, 9, D, dtype=torch.float64)
+    h0 = torch.randn(1, B, H, dtype=torch.float64)
+    want, h_n = module(x, h0)
+    got, a_n = layer(x, h0)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(a_n, h_n, atol=1e-6, rtol=0)
+
+
+def test_seed_gru_is_the_notes_variant_not_cudnn():
+    """seed_gru gates c<t-1> before W_cc: it equals nn.GRU only with the relevance gate open."""
+    torch.manual_seed(16)
+    module = nn.GRU(D, H, batch_first=True).double()
+    layer = SeedRNN(SeedRNNConfig("seed_gru", D, H)).double()
+    layer.cell.load_state_dict(from_torch(module, reset_after=False).state_dict())
+    x = 2 * torch.randn(B, TX, D, dtype=torch.float64)
+    assert (layer(x)[0] - module(x)[0]).abs().max() > 1e-3
+    with torch.no_grad():
+        module.bias_hh_l0[:H] = 80.0  # Γr = 1
+    layer.cell.load_state_dict(from_torch(module, reset_after=False).state_dict())
+    torch.testing.assert_close(layer(x)[0], module(x)[0], atol=1e-10, rtol=0)
+
+
+def test_seed_cell_names_agree_with_the_encoder_config():
+    assert set(SEED_CELLS) <= set(get_args(Cell))
+    assert {c for c in SEED_CELLS if c in CELLS_WITH_MEMORY} == SEED_CELLS_WITH_MEMORY
+
+
+def test_seed_config_rejects_what_it_cannot_build():
+    with pytest.raises(ValueError, match="unknown seed cell"):
+        SeedRNNConfig("lstm", D, H)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hand-written BPTT"):
+        SeedRNNConfig("seed_gru", D, H, bptt="manual")
+    with pytest.raises(ValueError):
+        SeedRNNConfig("seed_lstm", 0, H)
