@@ -1,6 +1,10 @@
 """Dynamic micro-batching: requests that arrive close together share one predictor call.
 
-One ``MicroBatcher`` per model. Requests wait in a bounded queue (``queue_size`` requests; a full
+One ``MicroBatcher`` per model, generic over the work items: a request submits a list of items
+(for the tagger, token lists of sentences; for the classifier, token lists of documents) and gets
+one result per item back; the model's predict function takes a list of items and a batch size.
+
+Requests wait in a bounded queue (``queue_size`` requests; a full
 queue refuses with ``QueueFull``, which the API turns into 503 + Retry-After), so memory is bounded
 by the queue size times the per-request caps. A single worker task takes the oldest request and
 waits up to ``max_wait_ms`` for more while the batch holds fewer than ``max_batch_size`` sentences
@@ -25,8 +29,9 @@ from serving.metrics import Metrics
 
 log = logging.getLogger("serving.batcher")
 
-Sentences = list[list[str]]
-PredictFn = Callable[[Sentences, int], Sequence[Any]]
+Items = list[Any]
+PredictFn = Callable[[Items, int], Sequence[Any]]
+"""``predict(items, batch_size)``: one result per item, in order."""
 
 
 class Arrivals:
@@ -59,7 +64,7 @@ class BatcherClosed(Exception):
 
 @dataclass
 class _Job:
-    sentences: Sentences
+    sentences: Items
     future: asyncio.Future[list[Any]]
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -115,8 +120,8 @@ class MicroBatcher:
             await self._task
             self._task = None
 
-    async def submit(self, sentences: Sentences) -> list[Any]:
-        """Tag ``sentences`` (token lists) in some batch; one predictor result per sentence."""
+    async def submit(self, sentences: Items) -> list[Any]:
+        """Run ``sentences`` (work items) in some batch; one predictor result per item."""
         if not sentences:
             return []
         if self._task is None or self._closing or self._wakeup is None:
@@ -206,7 +211,7 @@ class MicroBatcher:
             return
         seconds = time.perf_counter() - start
         if self._metrics is not None:
-            tokens = sum(len(s) for s in sentences)
+            tokens = sum(len(s) if isinstance(s, list | tuple) else 1 for s in sentences)
             self._metrics.observe_batch(self.name, len(batch), len(sentences), tokens, seconds)
         offset = 0
         for job in batch:

@@ -11,7 +11,6 @@ from fastapi import Request
 from serving.errors import ApiError
 from serving.metrics import Metrics
 from serving.registry import ModelRegistry
-from serving.schemas import RequestSchema
 from serving.settings import Settings
 
 
@@ -43,8 +42,3 @@ async def ready_registry(request: Request) -> ModelRegistry:
             headers={"Retry-After": str(settings.retry_after_s)},
         )
     return models
-
-
-async def request_schema(request: Request) -> RequestSchema:
-    """The request models built for the loaded model names."""
-    return request.app.state.request_schema

@@ -1,9 +1,13 @@
 """The FastAPI app: ``create_app(settings)``.
 
-Start-up (the lifespan) loads every model, builds the request schema for the loaded names,
-starts one micro-batcher per model and tags a warm-up sentence with each; any failure stops
-start-up (``StartupError``), so the server is never half-ready. ``/readyz`` turns 200 only after
-that, and back to 503 as soon as shutdown begins.
+Start-up (the lifespan) loads every model (of any task), builds each task route's request
+schema for the loaded names, starts one micro-batcher per model and warms each model up; any
+failure stops start-up (``StartupError``), so the server is never half-ready. ``/readyz`` turns
+200 only after that, and back to 503 as soon as shutdown begins.
+
+:data:`ROUTES` is the one list of route modules. A task route module has ``ENDPOINTS``
+(``serving.requests.Endpoint``: path, task, request schema) and ``batch_fn(predictor)``, the
+micro-batcher's call for a model of its task; everything else is shared.
 
 Run it with ``ner serve`` (serving.cli) or ``uvicorn --factory serving.main:create_app``.
 """
@@ -16,51 +20,70 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ner import __version__
-from serving.batcher import Arrivals, MicroBatcher
+from serving.batcher import Arrivals, MicroBatcher, PredictFn
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.registry import (
-    WARMUP_SENTENCE,
     ModelRegistry,
     ServedModel,
     StartupError,
     default_models,
     load_predictors,
 )
-from serving.routes import health, metrics, models, tag
-from serving.schemas import RequestLimits, RequestSchema, build_request_schema
+from serving.requests import Endpoint
+from serving.routes import classify, health, metrics, models, tag
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger("serving")
 
-DESCRIPTION = """Named-entity recognition with recurrent taggers (BiLSTM/GRU + CRF) on ONNX Runtime.
+ROUTES: tuple[ModuleType, ...] = (tag, classify, models, health, metrics)
+"""Every route module, in the order the API docs show them."""
 
-`POST /v1/tag` takes `{"text"}`, `{"tokens"}` or `{"documents": [...]}`. Every rule the server
+DESCRIPTION = """Recurrent models (BiLSTM/GRU) on ONNX Runtime: named-entity tagging and more.
+
+`POST /v1/tag` takes `{"text"}`, `{"tokens"}` or `{"documents": [...]}`; `POST /v1/classify`
+takes `{"text"}` or `{"documents": [...]}`. `GET /v1/models` lists the loaded models with their
+task; a request without `model` is answered by its task's default model. Every rule the server
 applies to a request is stated in the schema; every error has the body
 `{"error": {"type", "message", "field"?, "limit"?}}`.
 """
 
 
-def _limits(settings: Settings) -> RequestLimits:
-    return RequestLimits(
-        max_chars=settings.max_chars,
-        max_tokens=settings.max_tokens,
-        max_documents=settings.max_documents,
-        max_token_chars=settings.max_token_chars,
+def endpoints() -> tuple[Endpoint, ...]:
+    """The task endpoints of :data:`ROUTES`."""
+    return tuple(e for module in ROUTES for e in getattr(module, "ENDPOINTS", ()))
+
+
+def batch_fns() -> dict[str, Any]:
+    """Task -> ``batch_fn(predictor)`` of the route module serving it."""
+    found: dict[str, Any] = {}
+    for module in ROUTES:
+        batch_fn = getattr(module, "batch_fn", None)
+        for endpoint in getattr(module, "ENDPOINTS", ()):
+            if batch_fn is not None:
+                found.setdefault(endpoint.task, batch_fn)
+    return found
+
+
+def _batcher(app: FastAPI, name: str, predict: PredictFn) -> MicroBatcher:
+    settings: Settings = app.state.settings
+    return MicroBatcher(
+        name,
+        predict,
+        app.state.executor,
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        queue_size=settings.queue_size,
+        metrics=app.state.metrics,
+        arrivals=app.state.arrivals,
     )
-
-
-def _predict_fn(predictor: Any) -> Any:
-    def predict(sentences: list[list[str]], batch_size: int) -> list[Any]:
-        return predictor.predict(sentences, batch_size=batch_size)
-
-    return predict
 
 
 async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegistry:
@@ -73,30 +96,25 @@ async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegi
     if not predictors:
         raise StartupError("no models to serve")
     registry = ModelRegistry(models={}, defaults=default_models(settings, predictors))
-    executor: ThreadPoolExecutor = app.state.executor
+    served = batch_fns()
     for name, predictor in predictors.items():
-        batcher = MicroBatcher(
-            name,
-            _predict_fn(predictor),
-            executor,
-            max_batch_size=settings.max_batch_size,
-            max_wait_ms=settings.max_wait_ms,
-            queue_size=settings.queue_size,
-            metrics=app.state.metrics,
-            arrivals=app.state.arrivals,
-        )
-        registry.models[name] = ServedModel(name, predictor, batcher)
+        if predictor.task not in served:
+            raise StartupError(
+                f"model {name!r}: no route serves {predictor.task!r} models "
+                f"(served tasks: {', '.join(served)})"
+            )
+        batcher = _batcher(app, name, served[predictor.task](predictor))
+        registry.models[name] = ServedModel(name, predictor, batcher, app.state.executor)
     app.state.registry = registry
-    app.state.request_schema = build_request_schema(_limits(settings), registry.names("ner"))
+    app.state.schemas = {
+        e.path: e.build_schema(settings, registry.names(e.task)) for e in endpoints()
+    }
     app.openapi_schema = None
-    loop = asyncio.get_running_loop()
     for model in registry.models.values():
         model.batcher.start()
         if settings.warmup:
             try:
-                await loop.run_in_executor(
-                    executor, _predict_fn(model.predictor), [WARMUP_SENTENCE], 1
-                )
+                await model.run(model.predictor.warmup)
             except Exception as e:
                 raise StartupError(f"model {model.name!r}: warm-up failed ({e})") from e
         model.state = "ready"
@@ -114,7 +132,10 @@ async def _stop(app: FastAPI) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the request schema built for the loaded models and caps."""
+    """FastAPI's schema plus each task route's request schema for the loaded models and caps.
+
+    Once started, the paths of tasks with no loaded model are left out (they answer 404).
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -123,14 +144,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    request_schema: RequestSchema | None = app.state.request_schema
-    if request_schema is None:  # not started: model names unknown yet
-        request_schema = build_request_schema(_limits(app.state.settings), ())
-    top, defs = request_schema.json_schema()
+    registry: ModelRegistry | None = app.state.registry
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.update(defs)
-    components["TagRequest"] = {"title": "TagRequest", **top}
-    if app.state.request_schema is not None:
+    for endpoint in endpoints():
+        request_schema = app.state.schemas.get(endpoint.path)
+        if request_schema is None:  # not started: model names unknown yet
+            request_schema = endpoint.build_schema(app.state.settings, ())
+        elif registry is not None and not registry.names(endpoint.task):
+            schema["paths"].pop(endpoint.path, None)
+            continue
+        top, defs = request_schema.json_schema()
+        components.update(defs)
+        components[endpoint.schema_name] = {"title": endpoint.schema_name, **top}
+    if registry is not None:
         app.openapi_schema = schema
     return schema
 
@@ -138,7 +164,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_app(
     settings: Settings | None = None, *, predictors: Mapping[str, Any] | None = None
 ) -> FastAPI:
-    """The app. ``predictors`` (name -> ner.predict.Predictor) skips loading from settings."""
+    """The app. ``predictors`` (name -> a ``ner.tasks`` predictor) skips loading from settings."""
     settings = settings if settings is not None else get_settings()
 
     @asynccontextmanager
@@ -166,10 +192,10 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.arrivals = Arrivals()
     app.state.registry = None
-    app.state.request_schema = None
+    app.state.schemas = {}
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (tag, models, health, metrics):
+    for module in ROUTES:
         app.include_router(module.router)
     if importlib.util.find_spec("serving.routes.demo") is not None:
         from serving.routes import demo

@@ -8,11 +8,13 @@ half-ready.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from serving.batcher import MicroBatcher
 from serving.settings import Settings
@@ -22,7 +24,7 @@ log = logging.getLogger("serving")
 ModelState = Literal["loading", "ready", "stopped"]
 BUNDLE_MARKERS = ("model.onnx", "weights.pt", "model_card.json", "labels.json", "vocab.json")
 """Files that mark a directory under ``models_dir`` as a bundle, even without its config.json."""
-WARMUP_SENTENCE = ["Harry", "Potter", "and", "Hermione", "Granger", "invented", "a", "spell", "."]
+T = TypeVar("T")
 
 
 class StartupError(Exception):
@@ -55,9 +57,9 @@ def discover(settings: Settings) -> list[tuple[str, Path]]:
 
 
 def load_predictors(settings: Settings) -> dict[str, Any]:
-    """Load every model named by ``discover``; ``StartupError`` on the first bad one."""
+    """Load every model named by ``discover`` (any task); ``StartupError`` on the first bad one."""
+    from ner import tasks
     from ner.bundle import BundleError
-    from ner.predict import Predictor
 
     predictors: dict[str, Any] = {}
     threads = settings.intra_op_threads or None
@@ -65,12 +67,18 @@ def load_predictors(settings: Settings) -> dict[str, Any]:
         if not path.is_dir():
             raise StartupError(f"model {name!r}: {path}: not a directory")
         try:
-            predictors[name] = Predictor.from_path(path, settings.backend, threads=threads)
+            predictors[name] = tasks.load(path, settings.backend, threads=threads)
         except BundleError as e:
             raise StartupError(f"model {name!r}: {e}") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise StartupError(f"model {name!r}: {path}: cannot load the bundle ({e})") from None
-        log.info("loaded model %s from %s (%s backend)", name, path, settings.backend)
+        log.info(
+            "loaded %s model %s from %s (%s backend)",
+            predictors[name].task,
+            name,
+            path,
+            settings.backend,
+        )
     return predictors
 
 
@@ -93,12 +101,31 @@ def default_models(settings: Settings, predictors: Mapping[str, Any]) -> dict[st
 
 @dataclass
 class ServedModel:
-    """One loaded model and its batcher."""
+    """One loaded model, its micro-batcher, and the executor all inference runs in.
+
+    Work that is not a list of items for the batcher (e.g. generating text step by step) goes
+    through :meth:`run`, in the same single inference thread, so that the runtime is never
+    called from two threads at once.
+    """
 
     name: str
     predictor: Any
     batcher: MicroBatcher
+    executor: Executor
     state: ModelState = "loading"
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the inference thread, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def describe(self, default: bool) -> dict[str, Any]:
+        """What ``/v1/models`` shows: the predictor's own description, state, default, card."""
+        info = dict(self.predictor.describe())
+        info.update(
+            name=self.name, task=self.task, version=self.version, state=self.state, default=default
+        )
+        info["card"] = dict(self.predictor.card)
+        return info
 
     @property
     def version(self) -> str:
@@ -126,10 +153,16 @@ class ModelRegistry:
         """Loaded model names of one task."""
         return tuple(n for n, m in self.models.items() if m.task == task)
 
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks of the loaded models."""
+        return tuple(dict.fromkeys(m.task for m in self.models.values()))
+
     def select(self, name: str | None, task: str) -> ServedModel:
         """The named model, or the task's default; ``KeyError`` for a name not loaded."""
         if name is None:
-            name = self.defaults[task]
+            name = self.defaults.get(task)
+            if name is None:
+                raise KeyError(task)
         model = self.models.get(name)
         if model is None or model.task != task:
             raise KeyError(name)

@@ -97,23 +97,39 @@ def _drop_default(schema: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """The caps the request schema states (from ``Settings``)."""
+    """The caps the request schemas state (from ``Settings``)."""
 
     max_chars: int
     max_tokens: int
     max_documents: int
     max_token_chars: int
 
+    @classmethod
+    def of(cls, settings: Any) -> RequestLimits:
+        """The caps of a ``serving.settings.Settings``."""
+        return cls(
+            max_chars=settings.max_chars,
+            max_tokens=settings.max_tokens,
+            max_documents=settings.max_documents,
+            max_token_chars=settings.max_token_chars,
+        )
+
 
 @dataclass(frozen=True)
 class RequestSchema:
-    """The per-app request models: ``adapter`` validates a parsed JSON body."""
+    """One route's request models: ``adapter`` validates a parsed JSON body.
+
+    ``forms`` are the keys that tell the request forms apart (exactly one of them is sent), and
+    ``document_forms`` those of a document in a batch; error messages name them.
+    """
 
     adapter: TypeAdapter[Any]
     models: tuple[type[BaseModel], ...]
+    forms: tuple[str, ...] = ()
+    document_forms: tuple[str, ...] = ()
 
     def json_schema(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(schema of TagRequest, component schemas it refers to), for OpenAPI."""
+        """(schema of the request, component schemas it refers to), for OpenAPI."""
         schema = self.adapter.json_schema(ref_template="#/components/schemas/{model}")
         defs = schema.pop("$defs", {})
         return schema, defs
@@ -130,20 +146,70 @@ def _form(value: Any, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) -> RequestSchema:
-    """The request models for these caps and these loaded model names."""
-    text_t = Annotated[
+def one_of(forms: dict[str, Any], error_type: str, message: str) -> Any:
+    """The union of ``forms`` (key -> model), told apart by which one key an object has.
+
+    An object with none or several of the keys fails with ``error_type`` (``request_form`` or
+    ``document_form``), which ``serving.requests.validation_error`` explains.
+    """
+    keys = tuple(forms)
+    members = tuple(Annotated[model, Tag(key)] for key, model in forms.items())
+    return Annotated[
+        Union[members],  # noqa: UP007
+        Discriminator(
+            lambda v: _form(v, keys), custom_error_type=error_type, custom_error_message=message
+        ),
+    ]
+
+
+def text_type(limits: RequestLimits, what: str) -> Any:
+    """A raw text: 1..max_chars characters, no control characters, not only white space."""
+    return Annotated[
         str,
         Field(
             min_length=1,
             max_length=limits.max_chars,
             json_schema_extra={"pattern": TEXT_PATTERN},
-            description=f"Raw text, at most {limits.max_chars} characters. It is split into "
-            f"sentences; a sentence of more than {limits.max_tokens} tokens is tagged in windows "
-            "of that many tokens. Offsets in the response index this string (code points).",
+            description=f"Raw text, at most {limits.max_chars} characters. {what}",
         ),
         AfterValidator(_check_text),
     ]
+
+
+def model_type(model_names: tuple[str, ...]) -> Any:
+    """The optional ``model`` field: one of the loaded names of the route's task."""
+    names_t: Any = Literal[model_names] if model_names else str  # type: ignore[valid-type]
+    return Annotated[
+        names_t,
+        Field(
+            default=None,
+            description="A loaded model's name (GET /v1/models); omitted: the task's default "
+            "model.",
+            json_schema_extra=_drop_default,
+        ),
+    ]
+
+
+def documents_type(limits: RequestLimits, document_t: Any) -> Any:
+    """The ``documents`` list of a batch request: 1..max_documents documents."""
+    return Annotated[
+        list[document_t],
+        Field(
+            min_length=1,
+            max_length=limits.max_documents,
+            description=f"At most {limits.max_documents} documents.",
+        ),
+    ]
+
+
+def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) -> RequestSchema:
+    """The /v1/tag request models (TagRequest) for these caps and these loaded model names."""
+    text_t = text_type(
+        limits,
+        f"It is split into sentences; a sentence of more than {limits.max_tokens} tokens is "
+        "tagged in windows of that many tokens. Offsets in the response index this string "
+        "(code points).",
+    )
     token_t = Annotated[
         str,
         Field(
@@ -162,15 +228,7 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
             "in the response index the tokens joined by single spaces.",
         ),
     ]
-    names_t: Any = Literal[model_names] if model_names else str  # type: ignore[valid-type]
-    model_t = Annotated[
-        names_t,
-        Field(
-            default=None,
-            description="A loaded model's name (GET /v1/models); omitted: the default model.",
-            json_schema_extra=_drop_default,
-        ),
-    ]
+    model_t = model_type(model_names)
 
     class TextDocument(BaseModel):
         """A raw text to tag."""
@@ -184,14 +242,11 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
         model_config = _STRICT
         tokens: tokens_t
 
-    document_t = Annotated[
-        Union[Annotated[TextDocument, Tag("text")], Annotated[TokensDocument, Tag("tokens")]],  # noqa: UP007
-        Discriminator(
-            lambda v: _form(v, ("text", "tokens")),
-            custom_error_type="document_form",
-            custom_error_message="a document is an object with exactly one of text or tokens",
-        ),
-    ]
+    document_t = one_of(
+        {"text": TextDocument, "tokens": TokensDocument},
+        "document_form",
+        "a document is an object with exactly one of text or tokens",
+    )
 
     class TextRequest(BaseModel):
         """Tag one raw text."""
@@ -211,32 +266,22 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
         """Tag several documents; results come back in request order."""
 
         model_config = _STRICT
-        documents: Annotated[
-            list[document_t],
-            Field(
-                min_length=1,
-                max_length=limits.max_documents,
-                description=f"At most {limits.max_documents} documents.",
-            ),
-        ]
+        documents: documents_type(limits, document_t)  # type: ignore[valid-type]
         model: model_t
 
-    request_t = Annotated[
-        Union[  # noqa: UP007
-            Annotated[TextRequest, Tag("text")],
-            Annotated[TokensRequest, Tag("tokens")],
-            Annotated[DocumentsRequest, Tag("documents")],
-        ],
-        Discriminator(
-            lambda v: _form(v, ("text", "tokens", "documents")),
-            custom_error_type="request_form",
-            custom_error_message="the body is a JSON object with exactly one of text, tokens "
-            "or documents",
-        ),
-    ]
+    request_t = one_of(
+        {"text": TextRequest, "tokens": TokensRequest, "documents": DocumentsRequest},
+        "request_form",
+        "the body is a JSON object with exactly one of text, tokens or documents",
+    )
     adapter: TypeAdapter[Any] = TypeAdapter(request_t)
     models = (TextDocument, TokensDocument, TextRequest, TokensRequest, DocumentsRequest)
-    return RequestSchema(adapter=adapter, models=models)
+    return RequestSchema(
+        adapter=adapter,
+        models=models,
+        forms=("text", "tokens", "documents"),
+        document_forms=("text", "tokens"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,12 +342,14 @@ class BatchResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A loaded model."""
+    """A loaded model: what its task's predictor describes, plus these fields."""
 
+    model_config = ConfigDict(extra="allow")
     name: str
     task: str
     version: str
-    default: bool
+    state: Literal["loading", "ready", "stopped"]
+    default: bool = Field(description="Whether it answers requests of its task without model.")
     card: dict[str, Any]
 
 

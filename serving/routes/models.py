@@ -29,18 +29,14 @@ router = APIRouter(tags=["models"])
     },
 )
 async def list_models(models: ModelRegistry = Depends(ready_registry)) -> dict[str, Any]:
-    """Every loaded model with its task, version, whether it is its task's default, and card."""
+    """Every loaded model, of every task: what its predictor describes (name, task, version and
+    the task's own fields, e.g. a tagger's labels), its state, whether it is its task's default
+    (the model that answers a request without ``model``), and its card."""
     if not models.models:  # pragma: no cover - start-up refuses an empty registry
         raise ApiError(503, "not_ready", "no models loaded")
     return {
         "models": [
-            {
-                "name": name,
-                "task": m.task,
-                "version": m.version,
-                "default": models.defaults.get(m.task) == name,
-                "card": dict(m.predictor.card),
-            }
+            m.describe(default=models.defaults.get(m.task) == name)
             for name, m in models.models.items()
         ]
     }

@@ -138,14 +138,17 @@ def test_models_endpoint(client: TestClient, predictor: Any) -> None:
     assert body == {
         "models": [
             {
+                **predictor.describe(),
                 "name": MODEL,
                 "task": "ner",
                 "version": predictor.version,
+                "state": "ready",
                 "default": True,
                 "card": predictor.card,
             }
         ]
     }
+    assert body["models"][0]["labels"] == list(predictor.labels)  # the task's own fields
 
 
 def test_health_and_readiness(client: TestClient) -> None:
@@ -233,9 +236,9 @@ def test_bad_bundle_stops_startup(models_dir: Path, tmp_path: Path) -> None:
     broken.mkdir(parents=True)
     for f in (models_dir / MODEL).iterdir():
         (broken / f.name).write_bytes(f.read_bytes())
-    (broken / "labels.json").write_text("{not json", encoding="utf-8")
+    (broken / "decoder.json").write_text("{not json", encoding="utf-8")
     app = create_app(Settings(models_dir=tmp_path / "models"))
-    with pytest.raises(StartupError, match=r"broken.*labels\.json"), TestClient(app):
+    with pytest.raises(StartupError, match=r"broken.*decoder\.json"), TestClient(app):
         pass
 
 

@@ -1,0 +1,343 @@
+"""What every task route shares: reading the body, picking the model, errors, inference.
+
+A task route (``serving/routes/tag.py``, ``classify.py``...) declares its endpoints with
+:class:`Endpoint` and handles a request in three steps::
+
+    async with accept(request, ENDPOINT) as req:       # 503 unless ready; body -> 4xx or parsed
+        items = ...                                     # the route's own planning
+    results = await infer(req, items)                   # micro-batched; 503 when overloaded
+
+:func:`accept` reads and validates the body, so that each way a body can be wrong gets its own
+status and message: 415 not JSON, 413 over the byte cap, 400 invalid UTF-8 or malformed JSON,
+404 a model name that is not loaded (or no model of the task at all), 422 a model of another
+task, and 422 anything the request schema rejects (with the field and, for caps, the limit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from serving.batcher import BatcherClosed, QueueFull
+from serving.deps import ready_registry
+from serving.errors import ApiError
+from serving.registry import ModelRegistry, ServedModel
+from serving.schemas import ErrorBody, RequestSchema
+from serving.settings import Settings
+
+SchemaBuilder = Callable[[Settings, tuple[str, ...]], RequestSchema]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One task route's POST path: which task's models it serves and its request schema.
+
+    ``build_schema(settings, model_names)`` makes the request schema for the loaded models of
+    ``task`` (their names become the ``model`` enum); it is published as the OpenAPI component
+    ``schema_name``. The app builds it at start-up (``app.state.schemas[path]``).
+    """
+
+    path: str
+    task: str
+    schema_name: str
+    build_schema: SchemaBuilder
+
+    @property
+    def openapi_extra(self) -> dict[str, Any]:
+        """The ``openapi_extra`` of the route: its body is the published component."""
+        ref = {"$ref": f"#/components/schemas/{self.schema_name}"}
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not valid UTF-8 or not valid JSON."},
+    404: {
+        "model": ErrorBody,
+        "description": "No loaded model has the requested name, or none of the route's task.",
+    },
+    413: {"model": ErrorBody, "description": "The body is larger than the byte cap."},
+    415: {"model": ErrorBody, "description": "The body is not sent as application/json."},
+    422: {
+        "model": ErrorBody,
+        "description": "The request breaks the schema: a wrong type, a missing or unexpected "
+        "field, an empty string or list, a forbidden character, a cap (error.limit), or a "
+        "model of another task (wrong_task).",
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "The queue is full, or the server is starting or stopping.",
+        "headers": _RETRY_AFTER,
+    },
+}
+"""The error responses every task route documents."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A request that passed every check: its parsed body and the model that will answer."""
+
+    request: Request
+    data: Any
+    parsed: Any
+    model: ServedModel
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    @property
+    def model_ref(self) -> dict[str, str]:
+        """``{"name", "version"}`` of the answering model, for the response."""
+        return {"name": self.model.name, "version": self.model.version}
+
+
+@asynccontextmanager
+async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted]:
+    """Check readiness, read and validate the body, pick the model; raise the right ApiError.
+
+    The block runs while the request still counts as arriving (the batchers wait for it):
+    put the route's own planning there, and submit the work after it.
+    """
+    # The app's state is read here rather than through Depends: FastAPI's dependency solving
+    # costs more per request than the lookups themselves, on the hottest route.
+    models: ModelRegistry = await ready_registry(request)  # 503 unless ready
+    settings: Settings = request.app.state.settings
+    schema: RequestSchema = request.app.state.schemas[endpoint.path]
+    with request.app.state.arrivals.arriving():
+        data = await read_json(request, settings.body_limit())
+        name = data.get("model") if isinstance(data, dict) else None
+        check_model_name(models, name, endpoint)
+        try:
+            parsed = schema.adapter.validate_python(data)
+        except ValidationError as e:
+            raise validation_error(e, data, settings, schema) from None
+        model = select_model(models, getattr(parsed, "model", None), endpoint)
+        yield Accepted(request, data, parsed, model)
+
+
+def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
+    """404 for a name that is not loaded (or no model of the task), 422 for another task's."""
+    names = models.names(endpoint.task)
+    if not names:
+        raise ApiError(
+            404,
+            "unknown_model",
+            f"no {endpoint.task!r} model is loaded, so {endpoint.path} cannot answer",
+        )
+    if not isinstance(name, str) or name in names:
+        return  # a valid name, or a type the schema rejects
+    shown = ascii(name[:80])
+    other = models.models.get(name)
+    if other is not None:
+        raise ApiError(
+            422,
+            "wrong_task",
+            f"model {shown} is a {other.task!r} model; {endpoint.path} needs a "
+            f"{endpoint.task!r} model: {', '.join(names)}",
+            field="model",
+        )
+    raise ApiError(
+        404,
+        "unknown_model",
+        f"no model named {shown}; loaded {endpoint.task!r} models: {', '.join(names)}",
+        field="model",
+    )
+
+
+def select_model(models: ModelRegistry, name: str | None, endpoint: Endpoint) -> ServedModel:
+    """The named model (already checked) or the task's default."""
+    try:
+        return models.select(name, endpoint.task)
+    except KeyError:  # pragma: no cover - check_model_name refuses these first
+        raise ApiError(404, "unknown_model", f"no {endpoint.task!r} model named {name!r}") from None
+
+
+async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
+    """The model's results for ``items`` (micro-batched); 503 + Retry-After when it cannot."""
+    settings = req.settings
+    retry = {"Retry-After": str(settings.retry_after_s)}
+    try:
+        return await req.model.batcher.submit(list(items))
+    except QueueFull:
+        raise ApiError(
+            503,
+            "overloaded",
+            f"too many requests are waiting (queue_size {settings.queue_size}); retry shortly",
+            limit=("queue_size", settings.queue_size),
+            headers=retry,
+        ) from None
+    except BatcherClosed:
+        raise ApiError(
+            503, "not_ready", "the server is shutting down; retry shortly", headers=retry
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The body
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body parsed as JSON, or the right 4xx."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime != "application/json" and not mime.endswith("+json"):
+            raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    if not body.strip():
+        raise ApiError(400, "invalid_json", "the body is empty; send a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(
+            400,
+            "invalid_utf8",
+            f"the body is not valid UTF-8: byte 0x{body[e.start]:02x} at offset {e.start} "
+            f"({e.reason})",
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ApiError(
+            400, "invalid_json", f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of 5000 digits, deep nesting
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ApiError(400, "invalid_json", f"unreadable JSON: {reason}") from None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"the body is over {limit} bytes",
+        limit=("max_body_bytes", limit),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema violations -> 422
+
+LIMITS: Mapping[tuple[str, str], str] = {
+    ("string_too_long", "text"): "max_chars",
+    ("string_too_long", "token"): "max_token_chars",
+    ("too_long", "tokens"): "max_tokens",
+    ("too_long", "documents"): "max_documents",
+}
+"""(pydantic error type, kind of field) -> the setting that caps it."""
+
+
+def _clean(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic location without the union tags (each tag repeats the key that follows)."""
+    out: list[Any] = []
+    for item in loc:
+        if out and isinstance(item, str) and out[-1] == item:
+            continue
+        out.append(item)
+    return tuple(out)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``documents.2.text`` from a pydantic location."""
+    parts = (str(p) for p in _clean(loc))
+    return ".".join(p if p.isprintable() else ascii(p)[1:-1] for p in parts)
+
+
+def _kind(field: str) -> str:
+    """What a field holds: text, token, tokens, documents, model, or the body itself."""
+    parts = field.split(".")
+    last = parts[-1] if parts else ""
+    if last.isdigit() and len(parts) > 1 and parts[-2] == "tokens":
+        return "token"
+    return last or "body"
+
+
+def validation_error(
+    error: ValidationError, data: Any, settings: Settings, schema: RequestSchema
+) -> ApiError:
+    """The first schema violation as a 422 naming the field and, for caps, the limit."""
+    first = error.errors(include_url=False)[0]  # input included: lengths
+    kind, loc = first["type"], tuple(first.get("loc", ()))
+    field = _field(loc) or None
+    what = _kind(field or "")
+    name = field or "the body"
+    ctx = first.get("ctx") or {}
+    limit_name = LIMITS.get((kind, what))
+    if limit_name is not None:
+        value = int(getattr(settings, limit_name))
+        actual = ctx.get("actual_length")
+        if actual is None and isinstance(first.get("input"), str | list):
+            actual = len(first["input"])
+        unit = "characters" if kind == "string_too_long" else "items"
+        has = f"has {actual} {unit}, " if actual is not None else "is "
+        message = f"{name} {has}over the limit of {value} {unit} ({limit_name})"
+        return ApiError(422, "limit_exceeded", message, field=field, limit=(limit_name, value))
+    if kind == "string_unicode":
+        message = f"{name} contains a lone surrogate; text must be valid Unicode"
+        return ApiError(422, "invalid_character", message, field=field)
+    if kind in ("string_too_short", "too_short"):
+        unit = "item" if kind == "too_short" else "character"
+        message = f"{name} is empty; it needs at least one {unit}"
+        return ApiError(422, "empty", message, field=field)
+    if kind == "extra_forbidden":
+        parent = _field(loc[:-1]) or "the body"
+        message = f"unexpected field {_field(loc[-1:])!r} in {parent}"
+        return ApiError(422, "unexpected_field", message, field=field)
+    if kind in ("request_form", "document_form"):
+        keys = schema.forms if kind == "request_form" else schema.document_forms
+        return ApiError(422, "invalid_request", _form_message(kind, keys, data, loc), field=field)
+    if kind in ("invalid_character", "blank_text"):
+        return ApiError(422, kind, f"{name} {first['msg']}", field=field)
+    if kind == "missing":
+        return ApiError(422, "missing_field", f"{name} is required", field=field)
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"{name} must be a JSON object, not {_json_type(first.get('input'))}"
+        return ApiError(422, "invalid_request", message, field=field)
+    if kind == "literal_error" and what == "model":
+        return ApiError(422, "invalid_model", f"model must be {ctx.get('expected')}", field=field)
+    return ApiError(422, "invalid_request", f"{name}: {first['msg']}", field=field)
+
+
+def _form_message(kind: str, keys: tuple[str, ...], data: Any, loc: tuple[Any, ...]) -> str:
+    """Why an object matched none of the request (or document) forms."""
+    value = data
+    for item in _clean(loc):
+        try:
+            value = value[item]
+        except (KeyError, IndexError, TypeError):
+            break
+    where = "the body" if kind == "request_form" else f"document {_field(loc)}"
+    if not isinstance(value, dict):
+        return f"{where} must be a JSON object, not {_json_type(value)}"
+    present = [k for k in keys if k in value]
+    if present:
+        return f"{where} has both {' and '.join(present)}; send exactly one of {', '.join(keys)}"
+    return f"{where} needs one of {', '.join(keys)}"
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    return names.get(type(value), type(value).__name__)
