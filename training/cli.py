@@ -1,6 +1,11 @@
-"""``ner train``: a LightningCLI over ``NerTagger`` and ``NerDataModule``.
+"""``ner train``: a LightningCLI over the task's ``TaskModule`` and its ``LightningDataModule``.
+
+The task comes from the config's ``task:`` key (or ``--task``; default ``ner``) and picks the two
+classes from ``training.tasks``; the checkpoint and early-stopping monitor is the task's metric
+(``val_f1`` for tagging, ``val_acc`` for classification, ...).
 
     ner train fit -c configs/conll2003-fast.yaml
+    ner train fit -c configs/sst2.yaml                                 # task: classify
     ner train fit -c configs/conll2003-fast.yaml --ckpt_path last      # resume after a kill
     ner train fit -c configs/conll2003.yaml --trainer.accelerator gpu --trainer.devices 4 \\
         --trainer.strategy ddp --trainer.precision bf16-mixed
@@ -31,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import (
@@ -42,10 +48,9 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from training.data import DataError, NerDataModule
-from training.module import NerTagger
+from training.data import DataError
 from training.plots import TrainingPlots
-from training.predictions import ConllPredictionWriter
+from training.tasks import training_task
 
 RUN_VERSION_ENV = "NER_RUN_VERSION"
 """Set by the launching process so that DDP workers log into the same ``version_N`` folder."""
@@ -74,14 +79,6 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _use_glove(word_input: str) -> bool:
-    return word_input == "glove"
-
-
-def _use_chars(char_encoder: str) -> bool:
-    return char_encoder != "none"
-
-
 def next_version(root: Path) -> str:
     """``version_N`` with N one more than the largest existing under ``root`` (0 if none)."""
     numbers = [
@@ -92,18 +89,26 @@ def next_version(root: Path) -> str:
     return f"version_{max(numbers, default=-1) + 1}"
 
 
-class NerCLI(LightningCLI):
-    """LightningCLI with the project's callbacks, links and run layout."""
+class TaskCLI(LightningCLI):
+    """LightningCLI with the project's callbacks, links and run layout, for one task."""
+
+    task = "ner"
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        spec = training_task(self.task)
+        module = spec.module_class()
+        parser.add_argument(
+            "--task", default=self.task, help="The task (picks the model and data classes)."
+        )
+        monitor, mode = f"val_{module.monitor}", module.monitor_mode
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val_f1",
-                "checkpoint.mode": "max",
+                "checkpoint.monitor": monitor,
+                "checkpoint.mode": mode,
                 "checkpoint.save_top_k": 1,
                 "checkpoint.save_last": True,
-                "checkpoint.filename": "epoch{epoch:03d}-val_f1{val_f1:.4f}",
+                "checkpoint.filename": f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.4f}}",
                 "checkpoint.auto_insert_metric_name": False,
                 # A new run of the same name replaces last.ckpt instead of writing last-v1.ckpt.
                 "checkpoint.enable_version_counter": False,
@@ -112,23 +117,22 @@ class NerCLI(LightningCLI):
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults(
             {
-                "early_stopping.monitor": "val_f1",
-                "early_stopping.mode": "max",
+                "early_stopping.monitor": monitor,
+                "early_stopping.mode": mode,
                 "early_stopping.patience": 10,
             }
         )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.add_lightning_class_args(TrainingPlots, "plots")
-        parser.add_lightning_class_args(ConllPredictionWriter, "prediction_writer")
-
-        parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
-        parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
-        parser.link_arguments("data.num_chars", "model.num_chars", apply_on="instantiate")
-        parser.link_arguments("data.tag_scheme", "model.tag_scheme")
-        parser.link_arguments("model.word_input", "data.use_glove", compute_fn=_use_glove)
-        parser.link_arguments("model.char_encoder", "data.use_chars", compute_fn=_use_chars)
-        parser.link_arguments("model.init_from", "data.init_from")
+        parser.set_defaults({"plots.metric": monitor})
+        for callback in getattr(module, "cli_callbacks", ()):
+            parser.add_lightning_class_args(*callback)
+        for link in getattr(module, "cli_links", ()):
+            source, target, apply_on, *compute = link
+            parser.link_arguments(
+                source, target, compute_fn=compute[0] if compute else None, apply_on=apply_on
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -173,21 +177,58 @@ def _prepare_run_layout(config: Namespace) -> None:
         checkpoint["dirpath"] = str(root / "checkpoints")
 
 
-def run(argv: Sequence[str] | None = None, **kwargs: Any) -> NerCLI:
+def task_of(argv: Sequence[str]) -> str:
+    """The task named by ``--task`` or by the ``task:`` key of the ``-c``/``--config`` files
+    (the last one wins), ``ner`` by default."""
+    task = "ner"
+    args = list(argv)
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = Path(args[i + 1])
+            if path.is_file():
+                try:
+                    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                except (yaml.YAMLError, UnicodeDecodeError):
+                    data = None  # the CLI's own parser reports it with the file name
+                if isinstance(data, dict) and isinstance(data.get("task"), str):
+                    value = data["task"]
+        elif arg.startswith("--config="):
+            return task_of(["--config", arg.split("=", 1)[1], *args[i + 1 :]])
+        elif arg == "--task" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--task="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            task = value
+    return task
+
+
+def run(argv: Sequence[str] | None = None, **kwargs: Any) -> TaskCLI:
     """Build and run the CLI; returns it (``cli.model``, ``cli.datamodule``, ``cli.trainer``)."""
     had_version = RUN_VERSION_ENV in os.environ
+    args = list(sys.argv[1:] if argv is None else argv)
+    task = task_of(args)
+    try:
+        spec = training_task(task)
+    except KeyError as e:
+        raise DataError(e.args[0]) from None
+    cli_class = type(f"{task.title().replace('_', '')}CLI", (TaskCLI,), {"task": task})
     # `ner train ARGS` passes ARGS explicitly while sys.argv still holds the whole command line.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     try:
-        return NerCLI(
-            NerTagger,
-            NerDataModule,
-            args=list(sys.argv[1:] if argv is None else argv),
+        return cli_class(
+            spec.module_class(),
+            spec.datamodule_class(),
+            args=args,
             seed_everything_default=42,
             auto_configure_optimizers=False,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "ner train", "description": "Train a recurrent NER tagger."},
+            parser_kwargs={
+                "prog": "ner train",
+                "description": f"Train a recurrent model for the task {task!r}.",
+            },
             **kwargs,
         )
     finally:

@@ -38,10 +38,6 @@ InputScheme = Literal["iob1", "iob2", "bioes"]
 TagScheme = Literal["iob2", "bioes"]
 
 DATA_STATE_FORMAT = "rnn-ner.datamodule/1"
-CONLL2003_LICENSE = (
-    "CoNLL-2003 (Reuters RCV1 text): research or evaluation use only; no open license; "
-    "do not redistribute the data."
-)
 
 
 class DataError(ValueError):
@@ -64,6 +60,42 @@ def resolve_data_path(path: str | os.PathLike[str]) -> Path:
     if p.is_absolute() or p.exists():
         return p
     return data_dir() / p
+
+
+def data_record(path: str | os.PathLike[str], sha256: str | None = None) -> dict[str, str]:
+    """How a model card records a data file: its name, its path relative to the data folder
+    (``$NER_DATA_DIR``) when it lies under it (else as given), and its sha256. No absolute paths:
+    they name the machine that trained the model."""
+    p = Path(path)
+    try:
+        shown = p.resolve().relative_to(data_dir().resolve()).as_posix()
+    except ValueError:
+        shown = p.as_posix() if not p.is_absolute() else p.name
+    return {"name": p.name, "path": shown, "sha256": sha256 or file_sha256(p)}
+
+
+def data_license(path: str | os.PathLike[str]) -> str:
+    """The licence the data folder's README states (its ``## License`` section, first paragraph,
+    on one line), or a pointer to the data's own licence when there is no README."""
+    readme = Path(path).resolve().parent / "README.md"
+    try:
+        lines = readme.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "see the data's own license"
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if line.startswith("#"):
+            if inside:
+                break
+            inside = line.lstrip("#").strip().lower() in ("license", "licence", "licenses")
+            continue
+        if inside:
+            if not line.strip() and out:
+                break
+            if line.strip():
+                out.append(line.strip())
+    return " ".join(out) or "see the data's own license"
 
 
 def default_cache_dir() -> Path:
@@ -292,6 +324,8 @@ class NerDataModule(pl.LightningDataModule):
         init_from: Bundle directory whose vocabularies and labels to reuse (linked from the
             model's init_from by the CLI, for fine-tuning).
         seed: Seed of the batch shuffling (the epoch is added to it).
+        license: The training data's licence for the model card; default: the ``## License``
+            section of the README.md beside the training file.
     """
 
     def __init__(
@@ -317,6 +351,7 @@ class NerDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         init_from: str | None = None,
         seed: int = 0,
+        license: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -341,6 +376,7 @@ class NerDataModule(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.init_from = init_from
         self.seed = seed
+        self.license = license
         self._featurizer: Featurizer | None = None
         self._labels: list[str] | None = None
         self._splits: dict[str, Split] = {}
@@ -376,9 +412,9 @@ class NerDataModule(pl.LightningDataModule):
 
     def _build_vocab(self) -> None:
         if self.init_from:
-            from ner.bundle import load_bundle
+            from ner.predict import Predictor
 
-            bundle = load_bundle(self.init_from, backend="onnx")
+            bundle = Predictor.from_path(self.init_from)
             if bundle.tag_scheme != self.tag_scheme:
                 raise DataError(
                     f"{self.init_from}: the bundle was trained in {bundle.tag_scheme!r}, "
@@ -506,8 +542,7 @@ class NerDataModule(pl.LightningDataModule):
         """Vocabularies, labels and data identity, saved in every checkpoint (JSON-like only)."""
         f = self.featurizer
         files = {
-            name: {"path": str(split.path), "name": split.path.name, "sha256": split.sha256}
-            for name, split in self._splits.items()
+            name: data_record(split.path, split.sha256) for name, split in self._splits.items()
         }
         return {
             "format": DATA_STATE_FORMAT,
@@ -519,6 +554,7 @@ class NerDataModule(pl.LightningDataModule):
             "tag_scheme": self.tag_scheme,
             "input_scheme": self.input_scheme,
             "files": files,
+            "license": self.license or data_license(resolve_data_path(self.train_path)),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

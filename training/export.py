@@ -1,4 +1,4 @@
-"""``ner export``: a Lightning checkpoint -> a model bundle (``ner.bundle.export_bundle``).
+"""``ner export``: a Lightning checkpoint of any task -> a model bundle.
 
     ner export --ckpt runs/conll2003/checkpoints --out models/conll2003-en \\
         --name conll2003-en --version 1.0.0
@@ -8,11 +8,13 @@ a run folder (``runs/<name>``, whose ``checkpoints/`` is used), or the word ``be
 ``--run runs/<name>``. For a folder the checkpoint with the highest dev F1 is exported (see
 :func:`best_checkpoint`); the chosen file is printed on stderr.
 
-Everything comes from the ``.ckpt`` alone: the tagger config, labels and tag scheme (the module's
-``rnn_ner`` entry), the vocabularies and the training files' sha256 (the datamodule's state), the
-dev metrics of the checkpoint's epoch, the training time and the hardware. The checkpoint is read
-with ``torch.load(weights_only=True)``: no pickled code runs. The bundle is written atomically by
-``export_bundle``: a failed export leaves no partial bundle.
+Everything comes from the ``.ckpt`` alone: the task, the model config and the task's own state
+(the module's ``rnn_ner`` entry), the vocabularies and the training files' names, paths relative
+to the data folder and sha256 (the datamodule's state), the dev metrics of the checkpoint's epoch,
+the training time and the hardware. The task's module class (``training.tasks``) rebuilds the
+model and writes the bundle. The checkpoint is read with ``torch.load(weights_only=True)``: no
+pickled code runs. Bundles are written atomically (``ner.bundle.BundleWriter``): a failed export
+leaves the previous bundle, or nothing, in place.
 """
 
 from __future__ import annotations
@@ -26,15 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.data import CONLL2003_LICENSE, NerDataModule, featurizer_from_state
-from training.module import CHECKPOINT_KEY
+from training.base import CHECKPOINT_KEY
+from training.tasks import training_task
 
-DATA_KEY = NerDataModule.__qualname__
 MODEL_PREFIX = "model."
 BEST = "best"
 """``--ckpt best``: the best checkpoint of the run folder given with ``--run``."""
-MONITOR = "val_f1"
-_SCORE_IN_NAME = re.compile(rf"{MONITOR}[=_]?(\d+(?:\.\d+)?)")
+_SCORE_IN_NAME = re.compile(r"(val_[a-z0-9_]+?)[=_]?(-?\d+(?:\.\d+)?)(?:\.ckpt)?$")
 
 
 class CheckpointError(ValueError):
@@ -63,10 +63,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{p}: not a Lightning checkpoint (no state_dict)")
-    for key in (CHECKPOINT_KEY, DATA_KEY):
-        if key not in ckpt:
-            raise CheckpointError(f"{p}: not a checkpoint of `ner train` (no {key!r} entry)")
+    if CHECKPOINT_KEY not in ckpt:
+        raise CheckpointError(f"{p}: not a checkpoint of `ner train` (no {CHECKPOINT_KEY!r} entry)")
+    task = ckpt[CHECKPOINT_KEY].get("task", "ner")
+    try:
+        spec = training_task(task)
+    except KeyError as e:
+        raise CheckpointError(f"{p}: {e.args[0]}") from None
+    if spec.datamodule.rpartition(":")[2] not in ckpt:
+        raise CheckpointError(f"{p}: not a checkpoint of `ner train` (no datamodule state)")
     return ckpt
+
+
+def checkpoint_task(ckpt: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    """(task, its TaskModule class, the datamodule's state) of a checkpoint dict."""
+    task = ckpt[CHECKPOINT_KEY].get("task", "ner")
+    spec = training_task(task)
+    return task, spec.module_class(), ckpt[spec.datamodule.rpartition(":")[2]]
+
+
+def _monitor(ckpt: dict[str, Any]) -> str:
+    task = ckpt.get(CHECKPOINT_KEY, {}).get("task", "ner") if isinstance(ckpt, dict) else "ner"
+    return f"val_{training_task(task).module_class().monitor}"
 
 
 def _score_from_state(path: Path) -> float | None:
@@ -85,10 +103,14 @@ def _score_from_state(path: Path) -> float | None:
     callbacks = ckpt.get("callbacks") if isinstance(ckpt, dict) else None
     if not isinstance(callbacks, dict):
         return None
+    try:
+        monitor = _monitor(ckpt)
+    except KeyError:
+        return None
     for key, state in callbacks.items():
         if not str(key).startswith("ModelCheckpoint") or not isinstance(state, dict):
             continue
-        if state.get("monitor") != MONITOR:
+        if state.get("monitor") != monitor:
             continue
         for saved, score in (state.get("best_k_models") or {}).items():
             if Path(str(saved)).name == path.name:
@@ -106,11 +128,13 @@ def _as_float(value: Any) -> float | None:
 
 def _score_from_name(path: Path) -> float | None:
     """``epoch028-val_f10.9418.ckpt`` -> 0.9418 (the ModelCheckpoint filename of ``ner train``)."""
-    match = _SCORE_IN_NAME.search(path.stem)
-    if match is None:
-        return None
+    stem = path.stem
     # "val_f10.9418": the "1" of "f1" is part of the metric name, not of the number.
-    return _as_float(match.group(1))
+    for name in ("val_f1", "val_acc", "val_loss", "val_ppl", "val_exact"):
+        if name in stem:
+            return _as_float(stem.split(name, 1)[1].lstrip("=_") or "nan")
+    match = _SCORE_IN_NAME.search(stem)
+    return _as_float(match.group(2)) if match else None
 
 
 def checkpoint_score(path: str | Path) -> tuple[float, str] | None:
@@ -127,15 +151,31 @@ def checkpoint_score(path: str | Path) -> tuple[float, str] | None:
     return (score, "filename") if score is not None else None
 
 
+def _folder_mode(files: list[Path]) -> tuple[str, str]:
+    """(monitor, mode) of the run whose checkpoints these are (read from one of them)."""
+    import torch
+
+    for f in files:
+        try:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+            task = ckpt.get(CHECKPOINT_KEY, {}).get("task", "ner")
+            cls = training_task(task).module_class()
+            return f"val_{cls.monitor}", cls.monitor_mode
+        except Exception:  # unreadable or foreign; try the next file
+            continue
+    return "val_f1", "max"
+
+
 def best_checkpoint(folder: str | Path) -> tuple[Path, float, str]:
-    """The checkpoint with the highest dev F1 in a checkpoints folder or a run folder.
+    """The checkpoint with the best dev score in a checkpoints folder or a run folder (the
+    task's monitored metric, highest or lowest as the task says: F1 and accuracy up, loss down).
 
     Args:
         folder: ``runs/<name>/checkpoints`` or ``runs/<name>`` (its ``checkpoints/`` is used when
             present).
 
     Returns:
-        ``(path, val_f1, source)``; on a tie the latest epoch (then the newest file) wins.
+        ``(path, score, source)``; on a tie the latest epoch (then the newest file) wins.
 
     Raises:
         CheckpointError: the folder is missing or holds no checkpoint with a known score.
@@ -147,7 +187,9 @@ def best_checkpoint(folder: str | Path) -> tuple[Path, float, str]:
     files = sorted(ckpt_dir.glob("*.ckpt"))
     if not files:
         raise CheckpointError(f"{ckpt_dir}: no .ckpt file (has `ner train` run into it?)")
-    scored: list[tuple[float, int, float, Path, str]] = []
+    monitor, mode = _folder_mode(files)
+    sign = 1.0 if mode == "max" else -1.0
+    scored: list[tuple[float, int, float, Path, str, float]] = []
     for f in files:
         found = checkpoint_score(f)
         try:
@@ -157,13 +199,13 @@ def best_checkpoint(folder: str | Path) -> tuple[Path, float, str]:
         if found is not None:
             epoch = re.match(r"epoch(\d+)", f.name)
             order = int(epoch.group(1)) if epoch else -1
-            scored.append((found[0], order, mtime, f, found[1]))
+            scored.append((sign * found[0], order, mtime, f, found[1], found[0]))
     if not scored:
         names = ", ".join(f.name for f in files)
         raise CheckpointError(
-            f"{ckpt_dir}: no checkpoint records its {MONITOR} ({names}); pass the file to --ckpt"
+            f"{ckpt_dir}: no checkpoint records its {monitor} ({names}); pass the file to --ckpt"
         )
-    score, _, _, path, source = max(scored, key=lambda row: row[:3])
+    _, _, _, path, source, score = max(scored, key=lambda row: row[:3])
     return path, score, source
 
 
@@ -189,13 +231,10 @@ def resolve_checkpoint(
     return best_checkpoint(p) if p.is_dir() else (p, None, None)
 
 
-def tagger_from_checkpoint(ckpt: dict[str, Any]) -> Any:
-    """The trained ``Tagger`` (eval mode) rebuilt from a checkpoint dict."""
-    from ner.models.tagger import TaggerConfig
-    from training.module import build_tagger
-
-    config = TaggerConfig.from_dict(ckpt[CHECKPOINT_KEY]["tagger_config"])
-    model = build_tagger(config)
+def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
+    """The trained model (eval mode) of any task, rebuilt from a checkpoint dict."""
+    _, module_class, _ = checkpoint_task(ckpt)
+    model = module_class.rebuild(ckpt[CHECKPOINT_KEY])
     state = {
         k[len(MODEL_PREFIX) :]: v
         for k, v in ckpt["state_dict"].items()
@@ -211,9 +250,9 @@ def _best_row(history: list[dict[str, Any]], epoch: int | None) -> dict[str, Any
 
 
 def model_card(ckpt: dict[str, Any], *, name: str, version: str, source: str) -> dict[str, Any]:
-    """Card fields for ``export_bundle``: dev metrics, training config, data, time, hardware."""
+    """Card fields for the bundle: dev metrics, training config, data, time, hardware."""
     state = ckpt[CHECKPOINT_KEY]
-    data = ckpt[DATA_KEY]
+    _, _, data = checkpoint_task(ckpt)
     history = list(state.get("history", []))
     # A checkpoint saved at the end of validation epoch e holds e in ckpt["epoch"].
     row = _best_row(history, ckpt.get("epoch"))
@@ -221,18 +260,19 @@ def model_card(ckpt: dict[str, Any], *, name: str, version: str, source: str) ->
     if row is not None:
         dev = {k.removeprefix("val_"): v for k, v in row.items() if k.startswith("val_")}
         per_type = {k.removeprefix("f1_"): dev.pop(k) for k in list(dev) if k.startswith("f1_")}
-        metrics["dev"] = {**dev, "f1_per_type": per_type, "epoch": row.get("epoch")}
+        if per_type:
+            dev["f1_per_type"] = per_type
+        metrics["dev"] = {**dev, "epoch": row.get("epoch")}
     files = data.get("files", {})
-    is_conll = any("conll2003" in str(f.get("path", "")) for f in files.values())
+    training_data = {
+        "files": files,
+        "sha256": files.get("train", {}).get("sha256"),
+        "license": data.get("license", "see the data's own license"),
+    }
+    if data.get("input_scheme"):
+        training_data["input_scheme"] = data["input_scheme"]
     return {
-        "name": name,
-        "version": version,
-        "training_data": {
-            "files": files,
-            "sha256": files.get("train", {}).get("sha256"),
-            "input_scheme": data.get("input_scheme"),
-            "license": CONLL2003_LICENSE if is_conll else "see the data's own license",
-        },
+        "training_data": training_data,
         "metrics": metrics,
         "training_config": {
             "model": ckpt.get("hyper_parameters", {}),
@@ -252,27 +292,24 @@ def model_card(ckpt: dict[str, Any], *, name: str, version: str, source: str) ->
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, out_dir: str | Path, *, name: str = "ner-tagger", version: str = "0.1.0"
+    ckpt_path: str | Path, out_dir: str | Path, *, name: str = "model", version: str = "0.1.0"
 ) -> Path:
     """Rebuild the model of ``ckpt_path`` and write it as a bundle in ``out_dir`` (atomic)."""
-    from ner.bundle import export_bundle
-
     ckpt = load_checkpoint(ckpt_path)
-    state, data = ckpt[CHECKPOINT_KEY], ckpt[DATA_KEY]
     try:
-        featurizer = featurizer_from_state(data)
-        model = tagger_from_checkpoint(ckpt)
+        _, module_class, data = checkpoint_task(ckpt)
+        model = model_from_checkpoint(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{ckpt_path}: cannot rebuild the model ({e})") from None
-    return export_bundle(
+    card = model_card(ckpt, name=name, version=version, source=Path(ckpt_path).name)
+    return module_class.export(
         model,
-        out_dir=out_dir,
-        words=featurizer.words,
-        chars=featurizer.chars,
-        labels=state["labels"],
-        tag_scheme=state["tag_scheme"],
-        max_word_len=featurizer.max_word_len,
-        card=model_card(ckpt, name=name, version=version, source=Path(ckpt_path).name),
+        out_dir,
+        entry=ckpt[CHECKPOINT_KEY],
+        data=data,
+        name=name,
+        version=version,
+        card=card,
     )
 
 
@@ -315,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ner export: checkpoint {ckpt}", file=sys.stderr)
         else:
             print(
-                f"ner export: best checkpoint {ckpt} ({MONITOR} {score:.4f}, from the {source})",
+                f"ner export: best checkpoint {ckpt} (score {score:.4f}, from the {source})",
                 file=sys.stderr,
             )
         out = export_checkpoint(

@@ -113,31 +113,43 @@ def _plot(
         plt.close(fig)
 
 
-def plot_metrics(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``loss.png``, ``f1.png`` and ``f1_per_type.png`` from a metrics CSV to ``out_dir``."""
+def plot_metrics(
+    csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], metric: str = "val_f1"
+) -> list[Path]:
+    """Write ``loss.png``, ``<metric>.png`` and, when the CSV has per-type columns
+    (``<metric>_<TYPE>``), ``<metric>_per_type.png`` to ``out_dir``.
+
+    With the default ``val_f1`` these are ``loss.png``, ``f1.png`` and ``f1_per_type.png``.
+    Metrics in [0, 1] (F1, accuracy) are plotted as percentages.
+    """
     series = read_epoch_metrics(csv_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     losses = [
         (name, series.get(_loss_key(series, name) or "", [])) for name in ("train_loss", "val_loss")
     ]
-    percent = {k: [(e, 100 * v) for e, v in pts] for k, pts in series.items()}
-    per_type = sorted(k for k in series if k.startswith("val_f1_"))
-    return [
-        _plot(out / PLOT_FILES[0], "Loss per epoch", "loss (NLL per sentence)", losses),
+    short = metric.removeprefix("val_")
+    ratio = all(0.0 <= v <= 1.0 for _, v in series.get(metric, []))
+    scale = 100.0 if ratio and short in ("f1", "acc", "accuracy", "exact") else 1.0
+    unit = f"{short} (%)" if scale == 100.0 else short
+    scaled = {k: [(e, scale * v) for e, v in pts] for k, pts in series.items()}
+    per_type = sorted(k for k in series if k.startswith(f"{metric}_"))
+    paths = [
+        _plot(out / "loss.png", "Loss per epoch", "loss", losses),
         _plot(
-            out / PLOT_FILES[1],
-            "Dev entity F1 per epoch",
-            "F1 (%)",
-            [("val_f1", percent.get("val_f1", []))],
-        ),
-        _plot(
-            out / PLOT_FILES[2],
-            "Dev F1 per entity type",
-            "F1 (%)",
-            [(k.removeprefix("val_f1_"), percent[k]) for k in per_type],
+            out / f"{short}.png", f"Dev {short} per epoch", unit, [(metric, scaled.get(metric, []))]
         ),
     ]
+    if per_type:
+        paths.append(
+            _plot(
+                out / f"{short}_per_type.png",
+                f"Dev {short} per type",
+                unit,
+                [(k.removeprefix(f"{metric}_"), scaled[k]) for k in per_type],
+            )
+        )
+    return paths
 
 
 class TrainingPlots(pl.Callback):
@@ -146,22 +158,25 @@ class TrainingPlots(pl.Callback):
     Args:
         every_epoch: Refresh the plots after every validation epoch, not only at the end of fit
             (so that a killed run still has them).
+        metric: The dev metric to plot besides the losses (the task's monitored metric; set by
+            ``ner train``).
     """
 
-    def __init__(self, every_epoch: bool = True) -> None:
+    def __init__(self, every_epoch: bool = True, metric: str = "val_f1") -> None:
         self.every_epoch = every_epoch
+        self.metric = metric
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", None)
         log_dir = trainer.log_dir
         if history and log_dir:
-            self._write_rank_zero(history, log_dir)
+            self._write_rank_zero(history, log_dir, self.metric)
 
     @staticmethod
     @rank_zero_only
-    def _write_rank_zero(history: list[dict[str, Any]], log_dir: str) -> None:
+    def _write_rank_zero(history: list[dict[str, Any]], log_dir: str, metric: str) -> None:
         csv_path = write_history_csv(history, Path(log_dir) / HISTORY_CSV)
-        plot_metrics(csv_path, log_dir)
+        plot_metrics(csv_path, log_dir, metric)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_epoch and not trainer.sanity_checking and trainer.state.fn == "fit":
