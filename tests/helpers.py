@@ -124,3 +124,109 @@ def build_tiny_bundle(
         version="0.0.1",
         card=card,
     )
+
+
+TINY_SST = FIXTURES / "tiny_sst.tsv"
+SST_LABELS = {"0": "negative", "1": "positive"}
+
+
+def build_tiny_classifier(
+    out_dir: str | os.PathLike[str],
+    pooling: str = "max",
+    *,
+    word_input: str = "learned",
+    cell: str = "lstm",
+    num_layers: int = 1,
+    char_encoder: str = "none",
+    steps: int = 30,
+    temperature: float = 1.5,
+    seed: int = 0,
+) -> Path:
+    """Train a tiny sentence classifier on tests/fixtures/tiny_sst.tsv (``sentence<TAB>label``,
+    labels 0 = negative, 1 = positive) for ``steps`` full-batch steps and export it.
+
+    Args:
+        out_dir: the bundle directory to write.
+        pooling: ``"last"``, ``"max"``, ``"mean"`` or ``"attention"``.
+        word_input: ``"onehot"``, ``"learned"`` or ``"glove"`` (needs the GloVe package).
+        cell: the RNN cell.
+        num_layers: stacked RNN layers.
+        char_encoder: ``"none"``, ``"cnn"`` or ``"lstm"``.
+        steps: optimizer steps.
+        temperature: the calibration temperature stored in the bundle.
+        seed: torch seed.
+
+    Returns:
+        The bundle directory.
+    """
+    import torch
+
+    from ner.classify import export_classifier, read_labelled
+    from ner.data.vocab import Vocab, char_vocab
+    from ner.features import Featurizer
+    from ner.models.classifier import Classifier
+    from ner.models.config import ClassifierConfig
+    from ner.nn.config import InputConfig, RNNConfig
+
+    torch.manual_seed(seed)
+    data = read_labelled(TINY_SST)
+    tokens = [list(s.tokens) for s in data]
+    labels = list(SST_LABELS.values())
+    words = Vocab.build((w for s in tokens for w in s), casing="lower")
+    chars = char_vocab(w for s in tokens for w in s) if char_encoder != "none" else None
+    glove_vectors = None
+    if word_input == "glove":
+        from ner.data.glove import load_glove
+
+        glove_vectors = load_glove().vectors
+    config = ClassifierConfig(
+        num_classes=len(labels),
+        inputs=InputConfig(
+            vocab_size=len(words),
+            num_chars=len(chars) if chars is not None else 0,
+            word_input=word_input,  # type: ignore[arg-type]
+            word_dim=50 if word_input == "glove" else 16,
+            char_encoder=char_encoder,  # type: ignore[arg-type]
+            char_dim=8,
+            char_hidden=8,
+            casing_dim=0,
+            dropout=0.1,
+        ),
+        rnn=RNNConfig(cell=cell, hidden_size=16, num_layers=num_layers),  # type: ignore[arg-type]
+        pooling=pooling,  # type: ignore[arg-type]
+        attention_size=8,
+        dropout=0.1,
+    )
+    model = Classifier(config, glove_vectors)
+    featurizer = Featurizer(words, chars, word_input == "glove")
+    feats = featurizer.encode(tokens)
+    inputs = [
+        torch.from_numpy(a)
+        for a in (feats.word_ids, feats.glove_ids, feats.char_ids, feats.casing_ids, feats.lengths)
+    ]
+    target = torch.tensor([labels.index(SST_LABELS[s.label]) for s in data])
+    optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad), lr=0.02)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model.loss(model(*inputs), target)
+        loss.backward()
+        optimizer.step()
+    card = {
+        "training_data": {
+            "file": TINY_SST.name,
+            "sha256": hashlib.sha256(TINY_SST.read_bytes()).hexdigest(),
+            "license": "project-made test fixture (Apache-2.0)",
+        },
+        "metrics": {"train_loss": float(loss.detach())},
+    }
+    return export_classifier(
+        model,
+        out_dir,
+        featurizer=featurizer,
+        labels=labels,
+        temperature=temperature,
+        name=f"tiny-classifier-{pooling}",
+        version="0.0.1",
+        card=card,
+    )

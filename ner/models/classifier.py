@@ -1,0 +1,171 @@
+"""The many-to-one sentence classifier: inputs -> stacked BiRNN -> pooling over time -> softmax.
+
+The seed notes' "many to one" architecture (sentiment classification: x<1>..x<Tx> in, one y out).
+The shared input stack (``ner.nn.inputs``) gives x<t>, a stacked bidirectional LSTM/GRU
+(``ner.nn.encoder``) gives a<1>..a<Tx>, a pooling step turns them into one sentence vector, and a
+linear layer gives K class scores (logits); the softmax, with the temperature fitted on dev, runs
+in NumPy (``ner.classify``).
+
+Pooling (``ClassifierConfig.pooling``):
+
+- ``last``: the top layer's final state, as in the seed notes' picture, where only the last
+  step emits y. For a BiRNN it is the forward a<Tx> next to the backward a<1>.
+- ``max``: the element-wise maximum of a<t> over the real steps (Collobert et al. 2011; the
+  "BiLSTM-max" of Conneau et al. 2017).
+- ``mean``: the average of a<t> over the real steps.
+- ``attention``: sum_t alpha<t> a<t> with alpha = softmax_t(v . tanh(W a<t> + b)), the word
+  attention of Yang et al. (2016).
+
+Every pooling reads only steps t < length, so a sentence gets the same logits alone and inside a
+padded batch. The part from word vectors to logits (``logits_from_vectors``) is what the bundle
+exports to ONNX.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ner.models.config import ClassifierConfig, Pooling
+from ner.nn.encoder import EncoderConfig, RNNEncoder
+from ner.nn.inputs import InputStack, installed_glove
+
+__all__ = ["Classifier", "Pool", "logits_graph"]
+
+_NEG = -1e4
+"""Score of a padded step before the attention softmax: finite, so that an empty sentence gets
+uniform weights over zero vectors (a zero sentence vector) instead of NaN."""
+
+
+class Pool(nn.Module):
+    """a (B, T, H), final (B, H), lengths (B,) -> sentence vector (B, H)."""
+
+    def __init__(self, kind: Pooling, size: int, attention_size: int = 64) -> None:
+        super().__init__()
+        if kind not in ("last", "max", "mean", "attention"):
+            raise ValueError(f"unknown pooling {kind!r}")
+        self.kind = kind
+        self.score: nn.Module | None = None
+        if kind == "attention":
+            self.score = nn.Sequential(
+                nn.Linear(size, attention_size), nn.Tanh(), nn.Linear(attention_size, 1)
+            )
+
+    def forward(self, a: Tensor, final: Tensor, lengths: Tensor) -> Tensor:
+        """a (B, T, H) (zero at padded steps), final (B, H), lengths (B,) -> (B, H).
+
+        An empty sentence (length 0) pools to zeros.
+        """
+        if self.kind == "last":
+            return final
+        mask = torch.arange(a.shape[1], device=a.device).unsqueeze(0) < lengths.unsqueeze(1)
+        if self.kind == "mean":
+            n = lengths.clamp(min=1).unsqueeze(1).to(a.dtype)  # (B, 1)
+            return a.sum(dim=1) / n  # padded steps of a are zero
+        if self.kind == "max":
+            pooled = a.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, H)
+            return torch.where((lengths > 0).unsqueeze(1), pooled, torch.zeros_like(pooled))
+        assert self.score is not None
+        scores = self.score(a).squeeze(-1).masked_fill(~mask, _NEG)  # (B, T)
+        alpha = torch.softmax(scores, dim=1)  # (B, T)
+        return (alpha.unsqueeze(-1) * a).sum(dim=1)
+
+    def weights(self, a: Tensor, lengths: Tensor) -> Tensor:
+        """Attention weights alpha (B, T) (attention pooling only), for inspection."""
+        if self.score is None:
+            raise ValueError(f"{self.kind} pooling has no attention weights")
+        mask = torch.arange(a.shape[1], device=a.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return torch.softmax(self.score(a).squeeze(-1).masked_fill(~mask, _NEG), dim=1)
+
+
+class Classifier(nn.Module):
+    """Word, char and casing ids -> class logits (B, K); cross-entropy loss."""
+
+    def __init__(self, config: ClassifierConfig, glove_vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        if config.num_classes < 2:
+            raise ValueError(f"ClassifierConfig.num_classes must be >= 2, got {config.num_classes}")
+        self.config = config
+        self.inputs = InputStack(config.inputs, glove_vectors)
+        self.encoder = RNNEncoder(EncoderConfig.of(config.inputs.output_size, config.rnn))
+        size = config.rnn.output_size
+        self.pool = Pool(config.pooling, size, config.attention_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.proj = nn.Linear(size, config.num_classes)
+
+    @classmethod
+    def build(cls, config: ClassifierConfig) -> Classifier:
+        """A classifier with the installed GloVe table when it uses GloVe."""
+        return cls(config, installed_glove(config.inputs))
+
+    def sentence_vectors(
+        self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
+    ) -> Tensor:
+        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) -> (B, H)."""
+        x = self.inputs.from_vectors(word_vectors, char_ids, casing_ids)  # (B, T, D_in)
+        a, final = self.encoder.encode(x, lengths)  # (B, T, H), (L, B, H)
+        return self.pool(a, final[-1], lengths)  # (B, H)
+
+    def logits_from_vectors(
+        self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
+    ) -> Tensor:
+        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) ->
+        logits (B, K)."""
+        pooled = self.sentence_vectors(word_vectors, char_ids, casing_ids, lengths)
+        return self.proj(self.dropout(pooled))
+
+    def forward(
+        self,
+        word_ids: Tensor,
+        glove_ids: Tensor,
+        char_ids: Tensor,
+        casing_ids: Tensor,
+        lengths: Tensor,
+    ) -> Tensor:
+        """Ids (B, T) / (B, T, C), lengths (B,) -> logits (B, K)."""
+        vectors = self.inputs.word_vectors(word_ids, glove_ids)  # (B, T, D)
+        return self.logits_from_vectors(vectors, char_ids, casing_ids, lengths)
+
+    def loss(self, logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
+        """logits (B, K), labels (B,) -> mean cross-entropy."""
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+    def word_table(self) -> np.ndarray:
+        """The trainable word table (V, D) float32, as the bundle stores it."""
+        return self.inputs.word_table()
+
+
+LOGITS = "logits"
+
+
+def logits_graph(model: Classifier, tables: Any) -> Any:
+    """The classifier's ONNX graph: word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T),
+    lengths (B,) -> logits (B, K); batch, time and character axes are dynamic."""
+    from ner.bundle import Graph
+    from ner.tasks.inputs import example_inputs, input_axes
+
+    class _Logits(nn.Module):
+        def __init__(self, classifier: Classifier) -> None:
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, word_vectors, char_ids, casing_ids, lengths):  # type: ignore[no-untyped-def]
+            """Word vectors (B, T, D) and ids -> logits (B, K)."""
+            return self.classifier.logits_from_vectors(word_vectors, char_ids, casing_ids, lengths)
+
+    def example(rng: np.random.Generator, variant: int) -> dict[str, np.ndarray]:
+        lengths = [4, 2] if variant == 0 else [9, 1, 5, 3]
+        return example_inputs(model.config.inputs, tables, rng, lengths)
+
+    return Graph(
+        module=_Logits(model),
+        inputs=("word_vectors", "char_ids", "casing_ids", "lengths"),
+        outputs=(LOGITS,),
+        dynamic_axes={**input_axes(), "lengths": {0: "batch"}, LOGITS: {0: "batch"}},
+        example=example,
+        atol=1e-5,
+    )
