@@ -100,7 +100,7 @@ def main() -> None:
         path = out / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         started = time.time()
-        cmd = [sys.executable, "-m", "ner.cli", "train", "fit", "-c", str(path)]
+        cmd = [sys.executable, "-m", "ner_cli", "train", "fit", "-c", str(path)]
         log = (out / f"{name}.log").open("w")
         code = subprocess.call(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         print(f"{name}: exit {code} in {time.time() - started:.0f}s", file=sys.stderr, flush=True)

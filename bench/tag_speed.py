@@ -248,7 +248,7 @@ def markdown(
 
 
 def _ours_cmd(args: argparse.Namespace):
-    base = [sys.executable, "-m", "ner.cli", "predict", "--model", str(args.model)]
+    base = [sys.executable, "-m", "ner_cli", "predict", "--model", str(args.model)]
     extra = ["--threads", str(args.threads)]
 
     def make(output: Path, input_path: Path) -> list[str]:

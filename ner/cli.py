@@ -1,13 +1,15 @@
-"""The ``ner`` command line.
+"""The library's command line (the part of ``ner`` that needs no training or serving code).
 
 Subcommands::
 
     ner predict --model DIR --input FILE --output FILE [--backend onnx|torch] [--scheme auto|...]
     ner tag     --model DIR [TEXT] [--backend onnx|torch]        (TEXT, or one document per line)
     ner eval    --model DIR --data FILE [--json OUT]      (JSON default: MODEL.DATA.eval.json)
-    ner export  --ckpt FILE|DIR|best [--run DIR] --out DIR         (training.export)
-    ner train   ...                                               (training.cli, LightningCLI)
-    ner serve   ...                                               (serving.cli)
+    ner migrate DIR                                   (upgrade a format-1 bundle in place)
+    ... and the commands of the modules in COMMAND_MODULES (one module per task's commands)
+
+``ner train``, ``ner export`` and ``ner serve`` belong to the layers above the library; the entry
+point ``ner_cli`` dispatches them before this module is involved.
 
 Imports are lazy so that start-up stays cheap: ``predict``, ``tag`` and ``eval`` on the ONNX
 backend never import torch or Lightning. User errors (a missing file, a malformed CoNLL line, a
@@ -29,11 +31,13 @@ from ner import __version__
 from ner.settings import REPO_ROOT
 
 DEFAULT_MODEL = REPO_ROOT / "models" / "conll2003-en"
-# Subcommands implemented elsewhere: name -> (module, what to install when it is missing).
-_DELEGATED = {
-    "train": ("training.cli", "the training extras (pip install 'rnn-ner[train]')"),
-    "export": ("training.export", "the training extras (pip install 'rnn-ner[train]')"),
-    "serve": ("serving.cli", "the serving extras (pip install 'rnn-ner[serve]')"),
+COMMAND_MODULES: tuple[str, ...] = ("ner.commands.migrate",)
+"""Modules under ``ner.commands`` that add subcommands: each has ``register(subparsers)``, which
+adds its parsers with ``set_defaults(run=function)``. A task adds its module here."""
+_LAYER_HELP = {
+    "export": "export a training checkpoint as a bundle (training.export)",
+    "train": "train a model with LightningCLI (training.cli)",
+    "serve": "serve bundles over HTTP (serving.cli)",
 }
 _TAG_CHUNK = 256  # stdin documents per prediction batch in `ner tag`
 
@@ -46,12 +50,11 @@ class CliError(Exception):
 # Entry point
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``ner`` command; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, layers: Sequence[str] = ()) -> int:
+    """Run a library command; returns the exit status. ``layers``: the commands the entry point
+    handles itself (listed in ``--help``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in _DELEGATED:
-        return _delegate(args[0], args[1:])
-    parser = _parser()
+    parser = _parser(layers)
     ns = parser.parse_args(args)
     if not hasattr(ns, "run"):
         parser.print_help(sys.stderr)
@@ -93,25 +96,11 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _delegate(command: str, argv: list[str]) -> int:
-    """Hand the remaining arguments to another package's ``main(argv)`` (sys.argv untouched)."""
-    module_name, extras = _DELEGATED[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        print(
-            f"ner: error: `ner {command}` needs {module_name} and {extras} ({e})", file=sys.stderr
-        )
-        return 2
-    result = module.main(argv)
-    return int(result) if isinstance(result, int) else 0
-
-
 # --------------------------------------------------------------------------------------------
 # Arguments
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(layers: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ner",
         description="Named-entity recognition with recurrent taggers (BiLSTM/GRU + CRF).",
@@ -125,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Tag a CoNLL file and write the conlleval layout `token gold predicted` "
         "(`token predicted` when the file has no labels), in the scheme of the gold labels.",
     )
-    _model_args(p)
+    model_args(p)
     p.add_argument("--input", required=True, type=Path, help="CoNLL file (token first, label last)")
     p.add_argument("--output", required=True, type=Path, help="where to write the result")
     p.add_argument(
@@ -143,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Tag TEXT, or each line of stdin as one document; print one JSON object "
         "({tokens, entities}) per document.",
     )
-    _model_args(p)
+    model_args(p)
     p.add_argument("text", nargs="?", help="the text to tag (default: one document per stdin line)")
     p.set_defaults(run=_cmd_tag)
 
@@ -153,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Entity-level micro and per-type precision/recall/F1 (conlleval/seqeval) "
         "and token accuracy on a labelled CoNLL file; prints them and writes the same as JSON.",
     )
-    _model_args(p)
+    model_args(p)
     p.add_argument("--data", required=True, type=Path, help="labelled CoNLL file")
     p.add_argument(
         "--json",
@@ -164,16 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_cmd_eval)
 
-    for name, help_ in (
-        ("export", "export a training checkpoint as a bundle (training.export)"),
-        ("train", "train a model with LightningCLI (training.cli)"),
-        ("serve", "serve a bundle over HTTP (serving.cli)"),
-    ):
-        sub.add_parser(name, help=help_, add_help=False)  # handled by _delegate before parsing
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    for name in layers:  # handled by the entry point (ner_cli) before this parser runs
+        sub.add_parser(name, help=_LAYER_HELP.get(name, ""), add_help=False)
     return parser
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         type=Path,
@@ -181,11 +168,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="bundle directory (default: models/conll2003-en in the repository, when present)",
     )
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="emissions backend")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per batch")
-    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime threads")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -195,15 +182,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _predictor(ns: argparse.Namespace) -> Any:
-    from ner.predict import Predictor
+def load_predictor(ns: argparse.Namespace, task: str, default: Path | None = None) -> Any:
+    """The predictor of ``--model`` (or of ``default``), which must be a ``task`` model."""
+    from ner.tasks import load
 
     model = ns.model
     if model is None:
-        if not DEFAULT_MODEL.is_dir():
-            raise CliError(f"no --model given and the default bundle {DEFAULT_MODEL} is missing")
-        model = DEFAULT_MODEL
-    return Predictor.from_path(model, ns.backend, threads=ns.threads)
+        if default is None or not default.is_dir():
+            raise CliError(f"no --model given and the default bundle {default} is missing")
+        model = default
+    return load(model, ns.backend, threads=ns.threads, task=task)
+
+
+def _predictor(ns: argparse.Namespace) -> Any:
+    return load_predictor(ns, "ner", DEFAULT_MODEL)
 
 
 # --------------------------------------------------------------------------------------------

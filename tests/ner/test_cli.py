@@ -23,7 +23,7 @@ def ner(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     """Run `python -m ner.cli ARGS` the way a user runs `ner ARGS`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "ner.cli", *args],
+        [sys.executable, "-m", "ner_cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -106,7 +106,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
     log = tmp / "server.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-c", "import sys; from ner.cli import main; sys.exit(main())"]
+    cmd = [sys.executable, "-c", "import sys; from ner_cli import main; sys.exit(main())"]
     cmd += ["serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(model)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

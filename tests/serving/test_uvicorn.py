@@ -159,7 +159,7 @@ def test_serve_rejects_bad_settings() -> None:
 
 
 def test_ner_cli_delegates_serve() -> None:
-    code = "from ner.cli import main; raise SystemExit(main(['serve', '--help']))"
+    code = "from ner_cli import main; raise SystemExit(main(['serve', '--help']))"
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,

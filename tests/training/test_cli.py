@@ -124,7 +124,7 @@ def _module_predictions(cli) -> list[list[str]]:
 
 
 def test_export_then_predict_matches_the_module(tiny_run, tiny_export, tmp_path: Path) -> None:
-    from ner.cli import main as ner_main
+    from ner_cli import main as ner_main
     from ner.predict import Predictor
 
     cli, tmp = tiny_run
@@ -203,7 +203,7 @@ def test_ddp_two_cpu_processes(tiny_args, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     env.pop("NER_RUN_VERSION", None)
     cmd = [
-        sys.executable, "-m", "ner.cli", "train", "fit",
+        sys.executable, "-m", "ner_cli", "train", "fit",
         *tiny_args(tmp_path)[1:],
         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
         "--trainer.max_epochs", "1",
