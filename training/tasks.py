@@ -34,7 +34,12 @@ class TrainingTask:
 
 TRAINING: dict[str, TrainingTask] = {
     t.name: t
-    for t in (TrainingTask("ner", "training.module:NerTagger", "training.data:NerDataModule"),)
+    for t in (
+        TrainingTask("ner", "training.module:NerTagger", "training.data:NerDataModule"),
+        TrainingTask(
+            "classify", "training.classify:ClassifyModule", "training.classify:ClassifyDataModule"
+        ),
+    )
 }
 
 

@@ -1,0 +1,124 @@
+"""`ner train` for the classify task: a 2-epoch fit on tests/fixtures/tiny_sst.tsv, export, load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ner.classify import read_labelled, softmax
+from ner.tasks import load
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_SST = REPO / "tests" / "fixtures" / "tiny_sst.tsv"
+SST2_CONFIG = REPO / "configs" / "sst2.yaml"
+
+
+def _override(tmp: Path, **data: str) -> Path:
+    """configs/sst2.yaml shrunk to the tiny fixture, outputs under ``tmp``."""
+    loggers = [
+        {
+            "class_path": f"lightning.pytorch.loggers.{cls}",
+            "init_args": {"save_dir": str(tmp / "runs"), "name": "tiny-sst"},
+        }
+        for cls in ("CSVLogger", "TensorBoardLogger")
+    ]
+    override = {
+        "trainer": {
+            "max_epochs": 2,
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 1,
+            "logger": loggers,
+        },
+        "model": {
+            "arch": {
+                "inputs": {"word_input": "learned", "word_dim": 8, "dropout": 0.0},
+                "rnn": {"cell": "gru", "hidden_size": 8, "num_layers": 2},
+                "pooling": "attention",
+                "attention_size": 4,
+                "dropout": 0.0,
+            },
+            "optim": {"lr": 0.03},
+        },
+        "data": {
+            "train_path": str(TINY_SST),
+            "val_path": str(TINY_SST),
+            "batch_size": 8,
+            **data,
+        },
+    }
+    path = tmp / "override.yaml"
+    path.write_text(yaml.safe_dump(override), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_sst_run(tmp_path_factory: pytest.TempPathFactory):
+    from training.cli import run
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("tiny_sst")
+    cli = run(["fit", "-c", str(SST2_CONFIG), "-c", str(_override(tmp))])
+    return cli, tmp
+
+
+def test_fit_monitors_dev_accuracy_and_calibration(tiny_sst_run) -> None:
+    cli, tmp = tiny_sst_run
+    module = cli.model
+    assert module.task == "classify"
+    assert module.labels == ["negative", "positive"]
+    assert module.model.config.num_classes == 2
+    assert module.model.config.inputs.vocab_size == cli.datamodule.vocab_size
+    assert len(module.history) == 2
+    row = module.history[-1]
+    for key in ("val_acc", "val_macro_f1", "val_ece", "val_ece_calibrated", "val_temperature"):
+        assert key in row
+    assert row["val_temperature"] > 0
+    assert row["val_ece_calibrated"] <= row["val_ece"] + 0.05
+    ckpts = sorted((tmp / "runs" / "tiny-sst" / "checkpoints").glob("*.ckpt"))
+    assert any("val_acc" in c.name for c in ckpts)
+
+
+def test_export_and_classify_matches_the_module(tiny_sst_run, tmp_path: Path) -> None:
+    from training.export import main as export_main
+
+    cli, tmp = tiny_sst_run
+    ckpt = tmp / "runs" / "tiny-sst" / "checkpoints" / "last.ckpt"
+    out = tmp_path / "bundle"
+    assert export_main(["--ckpt", str(ckpt), "--out", str(out), "--version", "0.0.1"]) == 0
+    onnx, torch_backend = load(out, "onnx"), load(out, "torch")
+    assert onnx.task == "classify" and onnx.labels == ("negative", "positive")
+    temperature = cli.model.calibration["temperature"]
+    assert onnx.temperature == pytest.approx(temperature)
+    card = onnx.card
+    assert card["calibration"]["temperature"] == pytest.approx(temperature)
+    assert card["training_data"]["files"]["train"]["name"] == "tiny_sst.tsv"
+    assert card["training_data"]["label_map"] == {"0": "negative", "1": "positive"}
+    sentences = [list(s.tokens) for s in read_labelled(TINY_SST)]
+    np.testing.assert_allclose(onnx.logits(sentences), torch_backend.logits(sentences), atol=1e-5)
+    # the module's own logits on the same sentences (eval mode, float32 word table)
+    module = cli.model.eval()
+    batch = cli.datamodule.val_dataloader().collate_fn(list(range(len(sentences))))
+    with torch.no_grad():
+        want = module(batch).numpy()
+    np.testing.assert_allclose(onnx.logits(sentences), want, atol=1e-3)
+    probs = np.array([[r.probabilities[k] for k in onnx.labels] for r in onnx.classify(sentences)])
+    np.testing.assert_allclose(probs, softmax(onnx.logits(sentences), temperature), atol=1e-9)
+
+
+def test_bad_label_names_the_file_and_line(tmp_path: Path, capsys) -> None:
+    from training.cli import main
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a fine film\t1\na bad film\tneutral\n", encoding="utf-8")
+    args = ["fit", "-c", str(SST2_CONFIG), "-c", str(_override(tmp_path, train_path=str(bad)))]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.tsv:2" in err[0] and "'neutral'" in err[0]
