@@ -15,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:  # `tests.helpers` without relying on the inv
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.helpers import build_tiny_bundle  # noqa: E402
-from tests.serving.support import MODEL  # noqa: E402
+from tests.serving.support import CLASSIFIER, MODEL  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,18 +34,39 @@ def predictor(models_dir: Path) -> Any:
     return Predictor.from_path(models_dir / MODEL, "onnx", threads=1)
 
 
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny sentence-classifier bundle (task ``classify``), named ``CLASSIFIER``."""
+    from tests.helpers import build_tiny_classifier
+
+    path = tmp_path_factory.mktemp("serving-classify") / CLASSIFIER
+    build_tiny_classifier(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier(classifier_dir: Path) -> Any:
+    """The tiny classifier loaded on the ONNX backend."""
+    from ner import tasks
+
+    return tasks.load(classifier_dir, "onnx", threads=1)
+
+
 @pytest.fixture
 def make_client(models_dir: Path, predictor: Any) -> Callable[..., Any]:
-    """``with make_client(max_chars=50) as client:`` a TestClient of a started app."""
+    """``with make_client(max_chars=50) as client:`` a TestClient of a started app.
+
+    ``predictors={...}`` serves those models instead of the tiny tagger alone.
+    """
     from fastapi.testclient import TestClient
 
     from serving.main import create_app
     from serving.settings import Settings
 
     @contextmanager
-    def make(**overrides: Any) -> Iterator[TestClient]:
+    def make(predictors: dict[str, Any] | None = None, **overrides: Any) -> Iterator[TestClient]:
         settings = Settings(models_dir=models_dir, **overrides)
-        app = create_app(settings, predictors={MODEL: predictor})
+        app = create_app(settings, predictors=predictors or {MODEL: predictor})
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client
 

@@ -16,6 +16,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = "Harry Potter and Hermione Granger invented a new spell."
 MODEL = "tiny"
+CLASSIFIER = "tiny-sst"
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""A standard schemathesis run with every check against the published schema of a live server.
+"""A standard schemathesis run with every check against the published schema of a live server
+serving a tagger and a classifier (so /v1/tag and /v1/classify are both covered).
 
 ``--checks all`` includes status-code conformance, response-schema conformance, and
 positive-data acceptance / negative-data rejection: every request the schema allows must get a
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.serving.support import MODEL, free_port, running_server, server_env
@@ -23,12 +25,14 @@ def schemathesis_cli() -> str | None:
     return str(beside) if beside.exists() else shutil.which("schemathesis")
 
 
-def test_schemathesis_all_checks(models_dir: Path, tmp_path: Path) -> None:
+def test_schemathesis_all_checks(models_dir: Path, classifier_dir: Path, tmp_path: Path) -> None:
     cli = schemathesis_cli()
     if cli is None:
         pytest.skip("schemathesis is not installed (pip install 'rnn-ner[dev]')")
     port = free_port()
-    with running_server(["--model", str(models_dir / MODEL)], port, tmp_path / "server.log"):
+    models = ["--model", str(models_dir / MODEL), "--model", str(classifier_dir)]
+    with running_server(models, port, tmp_path / "server.log"):
+        paths = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=10).json()["paths"]
         result = subprocess.run(
             [cli, "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all"],
             cwd=tmp_path,  # its example database lands here, not in the repository
@@ -41,5 +45,8 @@ def test_schemathesis_all_checks(models_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, report[-6000:]
     assert "No issues found" in report, report[-6000:]
     assert "Unsupported regex" not in report, report[-6000:]  # every pattern is usable
+    assert {"/v1/tag", "/v1/classify"} <= set(paths)  # both tasks' routes are published
+    operations = sum(len(methods) for methods in paths.values())
+    assert re.search(rf"Tested: {operations}\b", report), report[-3000:]  # and all tested
     generated = re.search(r"(\d+) generated", report)
     assert generated is not None and int(generated.group(1)) >= 100, report[-3000:]
