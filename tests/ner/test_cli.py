@@ -20,7 +20,7 @@ DEV = REPO_ROOT / "tests" / "fixtures" / "tiny_dev.conll"
 
 
 def ner(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m ner.cli ARGS` the way a user runs `ner ARGS`."""
+    """Run `python -m ner_cli ARGS` the way a user runs `ner ARGS`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "ner_cli", *args],
@@ -283,15 +283,29 @@ def test_detect_scheme(labels: list[list[str]], scheme: str | None) -> None:
 
 @pytest.mark.parametrize("command", ["train", "serve", "export"])
 def test_delegation_passes_argv_untouched(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry point ``ner_cli`` hands train/serve/export to their layer, argv as it came."""
+    from ner_cli import main as entry_main
+
     seen: list[list[str]] = []
     module = {"train": "training.cli", "serve": "serving.cli", "export": "training.export"}[command]
     fake = types.ModuleType(module)
     fake.main = lambda argv: seen.append(list(argv)) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, module, fake)
     argv_before = list(sys.argv)
-    assert main([command, "fit", "-c", "configs/x.yaml", "--help"]) == 0
+    assert entry_main([command, "fit", "-c", "configs/x.yaml", "--help"]) == 0
     assert seen == [["fit", "-c", "configs/x.yaml", "--help"]]
     assert sys.argv == argv_before
+
+
+@pytest.mark.parametrize("command", ["train", "serve", "export"])
+def test_library_cli_does_not_run_the_layers(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ner.cli`` never reaches up into training or serving: those commands are not its own."""
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_no_command_and_missing_default_model(

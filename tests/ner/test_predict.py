@@ -70,7 +70,7 @@ def test_unknown_word_and_one_token_sentence(predictor: Predictor) -> None:
         assert len(doc.tokens) == 1
         assert doc.tokens[0].label == "O" or doc.tokens[0].label.startswith("B-")
         _check_document(doc, doc.tokens[0].text)
-    assert "zzyzxqq" not in predictor.bundle.featurizer.words
+    assert "zzyzxqq" not in predictor.featurizer.words
 
 
 def test_tokenised_input_offsets(predictor: Predictor) -> None:
@@ -131,7 +131,7 @@ def test_predict_tokens_scheme(tiny_bundle: Path, scheme: str) -> None:
 def test_softmax_bioes_model_reports_iob2(tiny_softmax_bundle: Path) -> None:
     for backend in ("onnx", "torch"):
         predictor = Predictor.from_path(tiny_softmax_bundle, backend)
-        assert predictor.bundle.tag_scheme == "bioes"
+        assert predictor.tag_scheme == "bioes"
         (doc,) = predictor.predict([TEXT])
         assert not {t.label[:2] for t in doc.tokens} & {"E-", "S-"}
         _check_document(doc, TEXT)

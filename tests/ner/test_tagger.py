@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ner.models.tagger import Tagger, TaggerConfig
+from ner.models.config import TaggerConfig
+from ner.models.tagger import Tagger
+from ner.nn.config import InputConfig, RNNConfig
 from ner.nn.embeddings import OneHotInput
 
 
@@ -39,18 +41,22 @@ def test_padding_invariance(cell: str, bidirectional: bool, layers: int, chars: 
     torch.manual_seed(0)
     config = TaggerConfig(
         num_tags=5,
-        vocab_size=20,
-        num_chars=15,
-        word_input="onehot",
-        word_dim=6,
-        char_encoder=chars,  # type: ignore[arg-type]
-        char_dim=4,
-        char_hidden=3,
-        casing_dim=2,
-        cell=cell,  # type: ignore[arg-type]
-        hidden_size=7,
-        num_layers=layers,
-        bidirectional=bidirectional,
+        inputs=InputConfig(
+            vocab_size=20,
+            num_chars=15,
+            word_input="onehot",
+            word_dim=6,
+            char_encoder=chars,  # type: ignore[arg-type]
+            char_dim=4,
+            char_hidden=3,
+            casing_dim=2,
+        ),
+        rnn=RNNConfig(
+            cell=cell,  # type: ignore[arg-type]
+            hidden_size=7,
+            num_layers=layers,
+            bidirectional=bidirectional,
+        ),
         head=head,  # type: ignore[arg-type]
     )
     model = Tagger(config).eval()
