@@ -14,6 +14,9 @@ import numpy as np
 
 from ner.data.vocab import Vocab, casing_id
 
+CACHED_WORD_CHARS = 64
+"""Longest word the featurizer caches (so the cache holds at most ``cache_size`` short keys)."""
+
 
 @dataclass(frozen=True)
 class Features:
@@ -35,7 +38,9 @@ class Featurizer:
     use_glove: bool = False
     max_word_len: int = 20
     # word -> (word id, GloVe id + 1, casing id, char ids): words repeat (Zipf), so tagging looks
-    # each one up once. Bounded: cleared when full. Not part of the featurizer's identity.
+    # each one up once. Bounded: cleared when full, and words longer than CACHED_WORD_CHARS are
+    # never cached (they are rare in text, and unique long "words" would otherwise fill it with
+    # up to cache_size long keys). Not part of the featurizer's identity.
     _cache: dict[str, tuple[int, int, int, tuple[int, ...]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -65,6 +70,8 @@ class Featurizer:
             casing_id(word),
             chars,
         )
+        if len(word) > CACHED_WORD_CHARS:
+            return ids
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         self._cache[word] = ids

@@ -67,14 +67,21 @@ def parse_tag(tag: str) -> tuple[str, str | None]:
     (``"B-creative-work" -> ("B", "creative-work")``).
 
     Raises:
-        ValueError: ``tag`` is not ``O`` nor ``<B|I|E|S|L|U>-<type>``.
+        ValueError: ``tag`` is not ``O`` nor ``<B|I|E|S|L|U>-<type>``, or the type begins or ends
+            with ``-`` (``B-FOO-``) or holds white space.
     """
     if tag == "O":
         return "O", None
     prefix = _PREFIX_ALIASES.get(tag[:1])
     if prefix is None or len(tag) < 3 or tag[1] != "-":
         raise ValueError(f"invalid tag {tag!r}: expected O or B-/I-/E-/S-/L-/U- followed by a type")
-    return prefix, tag[2:]
+    kind = tag[2:]
+    if kind[0] == "-" or kind[-1] == "-" or any(c.isspace() for c in kind):
+        raise ValueError(
+            f"invalid tag {tag!r}: the type {kind!r} must not begin or end with '-' "
+            "or contain white space"
+        )
+    return prefix, kind
 
 
 def _binary_flag(tag: str | int) -> int:

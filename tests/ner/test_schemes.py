@@ -62,7 +62,9 @@ def test_parse_tag(tag, parsed):
     assert parse_tag(tag) == parsed
 
 
-@pytest.mark.parametrize("tag", ["", "B", "B-", "PER", "X-PER", "o", "1", "BPER"])
+@pytest.mark.parametrize(
+    "tag", ["", "B", "B-", "PER", "X-PER", "o", "1", "BPER", "B-FOO-", "I--PER", "B-A B", "B--"]
+)
 def test_parse_tag_rejects(tag):
     with pytest.raises(ValueError, match="invalid tag"):
         parse_tag(tag)
