@@ -37,6 +37,7 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec("ner", "sequence labelling, Tx = Ty (named entities)", "ner.predict:Predictor"),
         TaskSpec("classify", "many-to-one sentence classification", "ner.classify:Classifier"),
+        TaskSpec("seq2seq", "encoder-decoder, Tx != Ty (translation)", "ner.translate:Translator"),
     )
 }
 """Task name -> spec. The library's layers above (training, serving) key their own parts on
