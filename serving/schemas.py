@@ -15,6 +15,7 @@ Every string must also be valid Unicode: a lone surrogate (``"\\ud800"``) is rej
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -54,6 +55,8 @@ def describe_char(ch: str) -> str:
     cp = ord(ch)
     if 0xD800 <= cp <= 0xDFFF:
         kind = "lone surrogate; text must be valid Unicode"
+    elif unicodedata.category(ch) == "Cc":  # before white space: U+0085 is both
+        kind = "control character"
     elif ch.isspace():
         kind = "white space"
     else:
