@@ -31,7 +31,11 @@ from ner import __version__
 from ner.settings import REPO_ROOT
 
 DEFAULT_MODEL = REPO_ROOT / "models" / "conll2003-en"
-COMMAND_MODULES: tuple[str, ...] = ("ner.commands.migrate",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "ner.commands.migrate",
+    "ner.commands.calibrate",
+    "ner.commands.classify",
+)
 """Modules under ``ner.commands`` that add subcommands: each has ``register(subparsers)``, which
 adds its parsers with ``set_defaults(run=function)``. A task adds its module here."""
 _LAYER_HELP = {
@@ -151,6 +155,13 @@ def _parser(layers: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="where to write the scores as JSON (default: <model dir name>.<data file stem>"
         ".eval.json in the current directory)",
     )
+    p.add_argument(
+        "--reliability-png",
+        type=Path,
+        default=None,
+        help="reliability diagram of the entity scores (default: beside the JSON, "
+        "<json stem>.reliability.png)",
+    )
     p.set_defaults(run=_cmd_eval)
 
     for module in COMMAND_MODULES:
@@ -247,6 +258,10 @@ def _cmd_tag(ns: argparse.Namespace) -> int:
 
 
 def _cmd_eval(ns: argparse.Namespace) -> int:
+    from ner.commands.classify import evaluate, is_classifier
+
+    if is_classifier(ns.model):  # a classify bundle: accuracy and per-class P/R/F1
+        return evaluate(ns)
     from ner.data.conll import Sentence
 
     sentences = [s for s in _read_items(ns.data, labels=True) if isinstance(s, Sentence)]
@@ -276,7 +291,20 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
         "per_type": {name: _prf(prf) for name, prf in sorted(report.per_type.items())},
         "token_accuracy": float(report.token_accuracy),
     }
+    from ner.commands.calibrate import eval_report
+
+    png = ns.reliability_png or out.with_name(f"{out.name.removesuffix('.json')}.reliability.png")
+    result["calibration"], table = eval_report(
+        predictor,
+        [s.tokens for s in sentences],
+        gold,
+        scheme,
+        batch_size=ns.batch_size,
+        png=png,
+        title=f"{predictor.name} {predictor.version} on {ns.data.name}",
+    )
     print(format_report(result))
+    print(table)
     _write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     print(f"ner: wrote the scores to {out}", file=sys.stderr)
     return 0

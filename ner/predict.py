@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
+from ner.calibration import read_temperature, scale_emissions, scale_transitions
 from ner.data.schemes import SCHEMES, convert, parse_tag, spans_from_tags, tags_from_spans
 from ner.data.tokenize import Token, split_sentences, tokens_from_words
 from ner.decode import Decoded, Transitions, constrain, decode_batch, viterbi
@@ -145,6 +146,10 @@ class Predictor(TaskPredictor):
         self.labels: tuple[str, ...] = tuple(labels)
         self.tag_scheme = scheme
         self.transitions = transitions
+        # meta.calibration.temperature (ner.calibration): scores / T before the marginals and
+        # span scores; Viterbi labels are the same at any T > 0.
+        self.temperature = read_temperature(meta, cfg_path)
+        self._scored_transitions = scale_transitions(transitions, self.temperature)
         self.inputs = read_inputs(bundle, self.config.inputs)
 
     @classmethod
@@ -168,7 +173,12 @@ class Predictor(TaskPredictor):
         return len(self.labels)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "tag_scheme": self.tag_scheme, "labels": list(self.labels)}
+        return {
+            **super().describe(),
+            "tag_scheme": self.tag_scheme,
+            "labels": list(self.labels),
+            "temperature": self.temperature,
+        }
 
     def warmup(self) -> None:
         self.predict([["Harry", "Potter", "and", "Hermione", "Granger", "met", "."]])
@@ -262,7 +272,8 @@ class Predictor(TaskPredictor):
             features = self.featurizer.encode([list(sentences[i]) for i in batch])
             emissions = self.emissions(features)
             if full:
-                out = decode_batch(emissions, features.lengths, self.transitions)
+                scaled = scale_emissions(emissions, self.temperature)
+                out = decode_batch(scaled, features.lengths, self._scored_transitions)
             else:
                 out = viterbi(emissions, features.lengths, self.transitions)
             for i, item in zip(batch, out, strict=True):
