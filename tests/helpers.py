@@ -217,6 +217,7 @@ def build_tiny_classifier(
             "file": TINY_SST.name,
             "sha256": hashlib.sha256(TINY_SST.read_bytes()).hexdigest(),
             "license": "project-made test fixture (Apache-2.0)",
+            "label_map": SST_LABELS,
         },
         "metrics": {"train_loss": float(loss.detach())},
     }

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ from ner.nn.config import InputConfig, RNNConfig
 from ner.tasks import load
 from tests.helpers import SST_LABELS, TINY_SST, build_tiny_classifier
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POOLINGS = ("last", "max", "mean", "attention")
 
 
@@ -335,3 +339,56 @@ def test_scores_per_class() -> None:
     assert s["per_class"]["neg"]["f1"] == pytest.approx(2 / 3)
     assert s["macro_f1"] == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert scores(["a"], ["b"], ["a", "b"])["per_class"]["b"]["precision"] == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line: ner classify, ner eval on a classifier
+
+
+def test_cli_classify_text_and_stdin_without_torch(tiny_classifier: Path) -> None:
+    code = (
+        "import sys\n"
+        "from ner.cli import main\n"
+        f"rc = main(['classify', '--model', {str(tiny_classifier)!r}, *sys.argv[1:]])\n"
+        "assert rc == 0\n"
+        "bad = [m for m in ('torch', 'lightning') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    run = [sys.executable, "-c", code]
+    one = subprocess.run([*run, "A wonderful, charming film!"], capture_output=True, text=True,
+                         env=env)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    (line,) = one.stdout.splitlines()
+    doc = json.loads(line)
+    assert doc.keys() == {"label", "probabilities"}
+    assert doc["label"] == "positive"
+    many = subprocess.run(run, input="a dull , boring mess\n\nwonderful\n", capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert many.returncode == 0, many.stderr
+    docs = [json.loads(x) for x in many.stdout.splitlines()]
+    assert len(docs) == 3 and docs[0]["label"] == "negative" and docs[2]["label"] == "positive"
+
+
+def test_cli_eval_scores_a_classifier(
+    tiny_classifier: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ner.cli import main
+
+    out = tmp_path / "scores.json"
+    assert main(["eval", "--model", str(tiny_classifier), "--data", str(TINY_SST),
+                 "--json", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["task"] == "classify" and result["sentences"] == 60
+    assert set(result["per_class"]) == {"negative", "positive"}
+    assert result["per_class"]["positive"]["support"] == 30
+    assert result["accuracy"] >= 0.9
+    assert 0.0 <= result["ece"] <= 1.0
+    assert "accuracy:" in capsys.readouterr().out
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\t1\nodd\tneutral\n")
+    assert main(["eval", "--model", str(tiny_classifier), "--data", str(bad),
+                 "--json", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.tsv:2" in err[0] and "'neutral'" in err[0]
+    assert main(["classify", "--model", str(tmp_path / "missing"), "x"]) == 2
