@@ -39,6 +39,9 @@ TRAINING: dict[str, TrainingTask] = {
         TrainingTask(
             "classify", "training.classify:ClassifyModule", "training.classify:ClassifyDataModule"
         ),
+        TrainingTask(
+            "seq2seq", "training.seq2seq:Seq2SeqModule", "training.seq2seq:Seq2SeqDataModule"
+        ),
     )
 }
 
