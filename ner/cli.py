@@ -159,8 +159,8 @@ def _parser(layers: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--reliability-png",
         type=Path,
         default=None,
-        help="reliability diagram of the entity scores (default: beside the JSON, "
-        "<json stem>.reliability.png)",
+        help="also draw the reliability diagram of the entity scores as this PNG "
+        "(needs matplotlib)",
     )
     p.set_defaults(run=_cmd_eval)
 
@@ -293,14 +293,13 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
     }
     from ner.commands.calibrate import eval_report
 
-    png = ns.reliability_png or out.with_name(f"{out.name.removesuffix('.json')}.reliability.png")
     result["calibration"], table = eval_report(
         predictor,
         [s.tokens for s in sentences],
         gold,
         scheme,
         batch_size=ns.batch_size,
-        png=png,
+        png=ns.reliability_png,
         title=f"{predictor.name} {predictor.version} on {ns.data.name}",
     )
     print(format_report(result))
