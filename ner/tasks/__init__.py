@@ -38,6 +38,16 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("ner", "sequence labelling, Tx = Ty (named entities)", "ner.predict:Predictor"),
         TaskSpec("classify", "many-to-one sentence classification", "ner.classify:Classifier"),
         TaskSpec("seq2seq", "encoder-decoder, Tx != Ty (translation)", "ner.translate:Translator"),
+        TaskSpec(
+            "language_model",
+            "sentence probability and sampling",
+            "ner.generate:LanguageModelPredictor",
+        ),
+        TaskSpec(
+            "conditional_lm",
+            "one-to-many: a class -> a sequence",
+            "ner.generate:ConditionalLMPredictor",
+        ),
     )
 }
 """Task name -> spec. The library's layers above (training, serving) key their own parts on
