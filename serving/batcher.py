@@ -4,13 +4,20 @@ One ``MicroBatcher`` per model, generic over the work items: a request submits a
 (for the tagger, token lists of sentences; for the classifier, token lists of documents) and gets
 one result per item back; the model's predict function takes a list of items and a batch size.
 
-Requests wait in a bounded queue (``queue_size`` requests; a full
-queue refuses with ``QueueFull``, which the API turns into 503 + Retry-After), so memory is bounded
-by the queue size times the per-request caps. A single worker task takes the oldest request and
-waits up to ``max_wait_ms`` for more while the batch holds fewer than ``max_batch_size`` sentences
-and other requests are still being read (``Arrivals``); then it runs the predictor in a worker
-thread, off the event loop. While one batch is being tagged the next one fills up, so under load
-batches grow without any extra wait.
+Admission is by work, not by request count (as TEI admits by a token budget): an item costs its
+length in tokens, and a request is refused at once (``QueueFull``, which the API turns into 503 +
+Retry-After) when the queued cost would pass ``max_queued_tokens`` or the queue holds
+``queue_size`` requests. A request larger than the whole budget is still admitted into an empty
+queue, so that every request within the caps can be served on an idle server.
+
+A single worker task takes the oldest items and waits up to ``max_wait_ms`` for more while the
+batch is small and other requests are still being read (``Arrivals``); then it runs the predictor
+in the inference thread, off the event loop. A batch holds at most ``max_batch_size`` items and
+``max_batch_tokens`` tokens, so one call takes a bounded time: a large request is tagged over
+several calls, and what is still queued of it is dropped when its client leaves (its future is
+cancelled) or its deadline passes (``DeadlineExceeded``): no work is done for clients that are
+gone. While one batch is tagged the next one fills up, so under load batches grow at no extra
+wait.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ PredictFn = Callable[[Items, int], Sequence[Any]]
 """``predict(items, batch_size)``: one result per item, in order."""
 
 
+def item_cost(item: Any) -> int:
+    """The work of one item: its tokens (at least 1)."""
+    return max(1, len(item)) if isinstance(item, list | tuple) else 1
+
+
 class Arrivals:
     """Requests on their way to a batcher: being read and validated, not yet submitted.
 
@@ -55,18 +67,42 @@ class Arrivals:
 
 
 class QueueFull(Exception):
-    """The queue holds ``queue_size`` requests already."""
+    """Admitting the request would pass ``queue_size`` requests or ``max_queued_tokens``."""
+
+    def __init__(self, message: str, limit: tuple[str, int]) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class BatcherClosed(Exception):
     """The batcher is shutting down or not started."""
 
 
-@dataclass
+class DeadlineExceeded(Exception):
+    """The request's deadline passed while part of its work was still queued."""
+
+
+@dataclass(eq=False)
 class _Job:
-    sentences: Items
+    items: Items
+    costs: list[int]
     future: asyncio.Future[list[Any]]
-    enqueued: float = field(default_factory=time.perf_counter)
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+    taken: int = 0  # items handed to a batch so far
+    done: int = 0  # items with results
+    results: list[Any] = field(default_factory=list)
+
+    @property
+    def gone(self) -> bool:
+        return self.future.done()
+
+
+@dataclass(frozen=True)
+class _Part:
+    job: _Job
+    start: int
+    end: int
 
 
 class MicroBatcher:
@@ -81,6 +117,9 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_ms: float,
         queue_size: int,
+        max_batch_tokens: int | None = None,
+        max_queued_tokens: int | None = None,
+        timeout_s: float | None = None,
         metrics: Metrics | None = None,
         arrivals: Arrivals | None = None,
     ) -> None:
@@ -88,12 +127,16 @@ class MicroBatcher:
         self._predict = predict
         self._executor = executor
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_size = queue_size
+        self.max_queued_tokens = max_queued_tokens
+        self.timeout_s = timeout_s
         self._metrics = metrics
         self._arrivals = arrivals
         self._jobs: deque[_Job] = deque()
-        self._queued_sentences = 0
+        self._queued_cost = 0
+        self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -102,6 +145,11 @@ class MicroBatcher:
     def depth(self) -> int:
         """Requests waiting (not counting the batch being tagged)."""
         return len(self._jobs)
+
+    @property
+    def queued_tokens(self) -> int:
+        """The cost of the items waiting."""
+        return self._queued_cost
 
     def start(self) -> None:
         """Start the worker task on the running loop."""
@@ -120,22 +168,56 @@ class MicroBatcher:
             await self._task
             self._task = None
 
-    async def submit(self, sentences: Items) -> list[Any]:
-        """Run ``sentences`` (work items) in some batch; one predictor result per item."""
-        if not sentences:
+    async def submit(self, items: Items) -> list[Any]:
+        """Run ``items`` (work items) in some batches; one predictor result per item.
+
+        Raises:
+            QueueFull: admitting it would pass ``queue_size`` or ``max_queued_tokens``.
+            BatcherClosed: not started, or closing.
+            DeadlineExceeded: ``timeout_s`` passed with part of it still queued.
+        """
+        if not items:
             return []
         if self._task is None or self._closing or self._wakeup is None:
             raise BatcherClosed(f"model {self.name!r} is not accepting requests")
-        if len(self._jobs) >= self.queue_size:
-            if self._metrics is not None:
-                self._metrics.rejected.labels(self.name, "queue_full").inc()
-            raise QueueFull(f"{len(self._jobs)} requests are waiting for model {self.name!r}")
-        job = _Job(sentences, asyncio.get_running_loop().create_future())
+        costs = [item_cost(item) for item in items]
+        self._admit(sum(costs))
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s else float("inf")
+        job = _Job(list(items), costs, loop.create_future(), deadline)
+        job.results = [None] * len(items)
         self._jobs.append(job)
-        self._queued_sentences += len(sentences)
+        self._queued_cost += sum(costs)
+        self._queued_items += len(items)
         self._report_depth()
         self._wakeup.set()
-        return await job.future
+        try:
+            return await job.future
+        finally:
+            if not job.future.done():  # the caller was cancelled: the client went away
+                job.future.cancel()
+                self._wakeup.set()
+
+    def _admit(self, cost: int) -> None:
+        if len(self._jobs) >= self.queue_size:
+            self._refuse("queue_full")
+            raise QueueFull(
+                f"{len(self._jobs)} requests are waiting for model {self.name!r} "
+                f"(queue_size {self.queue_size}); retry shortly",
+                ("queue_size", self.queue_size),
+            )
+        budget = self.max_queued_tokens
+        if budget is not None and self._jobs and self._queued_cost + cost > budget:
+            self._refuse("work_budget")
+            raise QueueFull(
+                f"{self._queued_cost} tokens of work are queued for model {self.name!r} and "
+                f"this request adds {cost} (max_queued_tokens {budget}); retry shortly",
+                ("max_queued_tokens", budget),
+            )
+
+    def _refuse(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rejected.labels(self.name, reason).inc()
 
     def _report_depth(self) -> None:
         if self._metrics is not None:
@@ -144,6 +226,7 @@ class MicroBatcher:
     async def _run(self) -> None:
         assert self._wakeup is not None
         while True:
+            self._drop_dead()
             if not self._jobs:
                 if self._closing:
                     return
@@ -158,64 +241,102 @@ class MicroBatcher:
     def _expecting(self) -> bool:
         return self._arrivals is None or self._arrivals.count > 0
 
+    def _full(self) -> bool:
+        if self._queued_items >= self.max_batch_size:
+            return True
+        return self.max_batch_tokens is not None and self._queued_cost >= self.max_batch_tokens
+
     async def _wait_for_mates(self) -> None:
         """Wait up to max_wait for a full batch, while more requests are on their way."""
         assert self._wakeup is not None
         deadline = self._jobs[0].enqueued + self.max_wait_s
-        while (
-            self._queued_sentences < self.max_batch_size and not self._closing and self._expecting()
-        ):
-            remaining = deadline - time.perf_counter()
+        while not self._full() and not self._closing and self._expecting():
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
-    def _take(self) -> list[_Job]:
-        """Oldest requests up to max_batch_size sentences (always at least one request)."""
-        batch: list[_Job] = []
-        size = 0
-        while self._jobs:
-            job = self._jobs[0]
-            if job.future.done():  # the client went away
-                self._jobs.popleft()
-                self._queued_sentences -= len(job.sentences)
-                continue
-            if batch and size + len(job.sentences) > self.max_batch_size:
-                break
-            self._jobs.popleft()
-            self._queued_sentences -= len(job.sentences)
-            batch.append(job)
-            size += len(job.sentences)
-        self._report_depth()
-        return batch
+    def _unqueue(self, job: _Job, upto: int) -> None:
+        """Count items ``job.taken:upto`` out of the queue."""
+        self._queued_cost -= sum(job.costs[job.taken : upto])
+        self._queued_items -= upto - job.taken
+        job.taken = upto
 
-    async def _tag(self, batch: list[_Job]) -> None:
-        sentences = [s for job in batch for s in job.sentences]
+    def _drop_dead(self) -> None:
+        """Drop the queued work of requests whose client left or whose deadline passed."""
+        now = time.monotonic()
+        kept: deque[_Job] = deque()
+        for job in self._jobs:
+            if not job.gone and job.deadline <= now:
+                job.future.set_exception(
+                    DeadlineExceeded(f"not done within {self.timeout_s:g} s (timeout_s)")
+                )
+                self._refuse("deadline")
+            if job.gone:
+                self._unqueue(job, len(job.items))
+                continue
+            kept.append(job)
+        if len(kept) != len(self._jobs):
+            self._jobs = kept
+            self._report_depth()
+
+    def _take(self) -> list[_Part]:
+        """The oldest queued items, up to max_batch_size items and max_batch_tokens tokens.
+
+        A batch always holds at least one item; a request's items may span several batches.
+        """
+        self._drop_dead()
+        parts: list[_Part] = []
+        count = tokens = 0
+        token_cap = self.max_batch_tokens
+        while self._jobs and count < self.max_batch_size:
+            job = self._jobs[0]
+            end = job.taken
+            while end < len(job.items) and count < self.max_batch_size:
+                cost = job.costs[end]
+                if count and token_cap is not None and tokens + cost > token_cap:
+                    break
+                end += 1
+                count += 1
+                tokens += cost
+            if end > job.taken:
+                parts.append(_Part(job, job.taken, end))
+                self._unqueue(job, end)
+            if job.taken < len(job.items):
+                break  # the batch is full
+            self._jobs.popleft()
+        self._report_depth()
+        return parts
+
+    async def _tag(self, parts: list[_Part]) -> None:
+        items = [item for p in parts for item in p.job.items[p.start : p.end]]
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         try:
             results = await loop.run_in_executor(
-                self._executor, self._predict, sentences, self.max_batch_size
+                self._executor, self._predict, items, self.max_batch_size
             )
-            if len(results) != len(sentences):
-                raise RuntimeError(
-                    f"predictor returned {len(results)} results for {len(sentences)}"
-                )
+            if len(results) != len(items):
+                raise RuntimeError(f"predictor returned {len(results)} results for {len(items)}")
         except Exception as exc:  # delivered to each waiting request, never kills the worker
             log.exception("inference failed for model %s", self.name)
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            for p in parts:
+                if not p.job.gone:
+                    p.job.future.set_exception(exc)
             return
         seconds = time.perf_counter() - start
         if self._metrics is not None:
-            tokens = sum(len(s) if isinstance(s, list | tuple) else 1 for s in sentences)
-            self._metrics.observe_batch(self.name, len(batch), len(sentences), tokens, seconds)
+            tokens = sum(item_cost(item) for item in items)
+            jobs = len({id(p.job) for p in parts})
+            self._metrics.observe_batch(self.name, jobs, len(items), tokens, seconds)
         offset = 0
-        for job in batch:
-            n = len(job.sentences)
-            if not job.future.done():
-                job.future.set_result(list(results[offset : offset + n]))
+        for p in parts:
+            n = p.end - p.start
+            job = p.job
+            job.results[p.start : p.end] = results[offset : offset + n]
+            job.done += n
             offset += n
+            if job.done == len(job.items) and not job.gone:
+                job.future.set_result(job.results)

@@ -38,12 +38,12 @@ from serving.registry import (
     load_predictors,
 )
 from serving.requests import Endpoint
-from serving.routes import classify, health, metrics, models, tag
+from serving.routes import classify, health, metrics, models, tag, translate
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger("serving")
 
-ROUTES: tuple[ModuleType, ...] = (tag, classify, models, health, metrics)
+ROUTES: tuple[ModuleType, ...] = (tag, classify, translate, models, health, metrics)
 """Every route module, in the order the API docs show them."""
 
 DESCRIPTION = """Recurrent models (BiLSTM/GRU) on ONNX Runtime: named-entity tagging and more.
@@ -81,6 +81,9 @@ def _batcher(app: FastAPI, name: str, predict: PredictFn) -> MicroBatcher:
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         queue_size=settings.queue_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_queued_tokens=settings.max_queued_tokens,
+        timeout_s=settings.request_timeout_s,
         metrics=app.state.metrics,
         arrivals=app.state.arrivals,
     )

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import ValidationError
 
-from serving.batcher import BatcherClosed, QueueFull
+from serving.batcher import BatcherClosed, DeadlineExceeded, QueueFull
 from serving.deps import ready_registry
 from serving.errors import ApiError
 from serving.registry import ModelRegistry, ServedModel
@@ -170,14 +170,11 @@ async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
     retry = {"Retry-After": str(settings.retry_after_s)}
     try:
         return await req.model.batcher.submit(list(items))
-    except QueueFull:
-        raise ApiError(
-            503,
-            "overloaded",
-            f"too many requests are waiting (queue_size {settings.queue_size}); retry shortly",
-            limit=("queue_size", settings.queue_size),
-            headers=retry,
-        ) from None
+    except QueueFull as e:
+        raise ApiError(503, "overloaded", str(e), limit=e.limit, headers=retry) from None
+    except DeadlineExceeded as e:
+        message = f"the server is overloaded: the request was {e}; retry shortly"
+        raise ApiError(503, "timeout", message, headers=retry) from None
     except BatcherClosed:
         raise ApiError(
             503, "not_ready", "the server is shutting down; retry shortly", headers=retry

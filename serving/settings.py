@@ -68,6 +68,25 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=256, ge=1, description="Requests that may wait for inference; beyond it, 503."
     )
+    max_batch_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Most tokens in one predictor call, so that one call takes a bounded time "
+        "(a large request is tagged over several calls).",
+    )
+    max_queued_tokens: int = Field(
+        default=32_768,
+        ge=1,
+        description="Work budget per model: tokens that may wait for inference (about 2-3 s of "
+        "work on one core). A request that would pass it gets 503 + Retry-After at once; one "
+        "larger than the whole budget is admitted only into an empty queue.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Deadline of a request's queued work: what is still queued after this "
+        "many seconds is dropped and the request gets 503 + Retry-After.",
+    )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503.")
 
     max_chars: int = Field(default=10_000, ge=1, description="Characters per text.")
@@ -86,7 +105,28 @@ class Settings(BaseSettings):
         "limits allow, with every character JSON-escaped.",
     )
     graceful_timeout_s: float = Field(
-        default=30.0, ge=0.0, description="How long shutdown waits for in-flight requests."
+        default=30.0,
+        ge=0.0,
+        description="How long shutdown waits for in-flight requests; those not done by then "
+        "get 503 + Retry-After.",
+    )
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Request line and headers, in bytes; beyond it, 431 and the connection "
+        "is closed.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="Time a connection may take to send a request's line and headers "
+        "(from its first byte, or from connecting); beyond it, 408 and close.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Time a client may take to send a request body after its headers; "
+        "beyond it, 408 and close.",
     )
     warmup: bool = Field(default=True, description="Tag a sentence with each model before ready.")
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from serving.batcher import BatcherClosed, MicroBatcher, QueueFull
+from serving.batcher import BatcherClosed, DeadlineExceeded, MicroBatcher, QueueFull
 from serving.metrics import Metrics
 from tests.serving.support import MODEL, SEED
 
@@ -77,17 +77,92 @@ def test_batches_never_exceed_max_batch_size() -> None:
     assert sum(len(call) for call in fake.calls) == 20
 
 
-def test_one_big_request_is_never_split_or_refused() -> None:
+def test_one_big_request_is_split_into_bounded_calls_never_refused() -> None:
     fake = FakePredictor()
 
     async def main() -> list[Any]:
-        batcher, _ = make(fake, max_batch_size=2)
+        batcher, _ = make(fake, max_batch_size=2, max_queued_tokens=3)
         batcher.start()
-        out = await batcher.submit([[str(i)] for i in range(7)])
+        out = await batcher.submit([[str(i)] for i in range(7)])  # over the budget: idle queue
         await batcher.close()
         return out
 
     assert run(main()) == [str(i) for i in range(7)]
+    assert [len(call) for call in fake.calls] == [2, 2, 2, 1]
+
+
+def test_batches_never_exceed_max_batch_tokens() -> None:
+    fake = FakePredictor()
+
+    async def main() -> list[Any]:
+        batcher, _ = make(fake, max_batch_size=64, max_batch_tokens=5, max_wait_ms=50.0)
+        batcher.start()
+        sentences = [["a"] * 3, ["b"] * 2, ["c"] * 4, ["d"] * 9, ["e"]]
+        out = await batcher.submit(sentences)
+        await batcher.close()
+        return out
+
+    out = run(main())
+    assert out == ["a a a", "b b", "c c c c", " ".join(["d"] * 9), "e"]
+    # 5 tokens per call at most, except a single longer sentence, which goes alone
+    assert [[len(s) for s in call] for call in fake.calls] == [[3, 2], [4], [9], [1]]
+
+
+def test_work_budget_refuses_at_once() -> None:
+    fake = FakePredictor(delay=0.3)
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_batch_size=1, max_queued_tokens=10, max_wait_ms=0.0)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit([["a"] * 8]))  # taken at once
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit([["b"] * 8]))  # queued: 8 of 10
+        await asyncio.sleep(0.01)
+        assert batcher.queued_tokens == 8
+        start = time.perf_counter()
+        with pytest.raises(QueueFull, match="max_queued_tokens 10") as refused:
+            await batcher.submit([["c"] * 3])
+        assert time.perf_counter() - start < 0.05  # refused at once, not after waiting
+        assert refused.value.limit == ("max_queued_tokens", 10)
+        assert await batcher.submit([["d"] * 2]) == [" ".join(["d"] * 2)]  # fits: 10 of 10
+        assert len(await first) == 1 and len(await second) == 1
+        await batcher.close()
+
+    run(main())
+
+
+def test_queued_work_past_its_deadline_is_dropped() -> None:
+    fake = FakePredictor(delay=0.3)
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_batch_size=1, timeout_s=0.2, max_wait_ms=0.0)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit([["a"]]))
+        await asyncio.sleep(0.01)
+        late = asyncio.ensure_future(batcher.submit([["b"], ["c"]]))
+        with pytest.raises(DeadlineExceeded):
+            await late
+        assert await first == ["a"]
+        await batcher.close()
+
+    run(main())
+    assert fake.calls == [[["a"]]]  # b and c never reached the model
+
+
+def test_work_of_a_cancelled_request_is_dropped_midway() -> None:
+    fake = FakePredictor(delay=0.1)
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_batch_size=1, max_wait_ms=0.0)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit([[str(i)] for i in range(20)]))
+        await asyncio.sleep(0.25)  # a few of its sentences are tagged
+        big.cancel()  # the client went away
+        assert await batcher.submit([["small"]]) == ["small"]
+        await batcher.close()
+
+    run(main())
+    assert len(fake.calls) <= 5 and fake.calls[-1] == [["small"]]
 
 
 def test_full_queue_refuses() -> None:
