@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cell", default="lstm")
     p.add_argument("--hidden", type=int, default=150)
     p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--members", type=int, default=1, help="ensemble heads in one model")
     p.add_argument("--chars", default="none", choices=["none", "cnn", "lstm"])
     p.add_argument("--input-dropout", type=float, default=0.5)
     p.add_argument("--rnn-dropout", type=float, default=0.3)
@@ -144,6 +145,7 @@ def build(args: argparse.Namespace, words: Vocab, chars: Vocab | None) -> Classi
         pooling=args.pooling,
         attention_size=64,
         dropout=args.dropout,
+        members=args.members,
     )
     return Classifier(config, load_glove().vectors)
 
@@ -183,7 +185,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 word_ids = word_ids.masked_fill(drop, 1)
                 glove_ids = glove_ids.masked_fill(drop, 0)
             optimizer.zero_grad()
-            logits = model(word_ids, glove_ids, char_ids, casing_ids, lengths)
+            logits = model.member_logits(word_ids, glove_ids, char_ids, casing_ids, lengths)
             loss = model.loss(logits, y_train[torch.from_numpy(idx)])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -198,6 +200,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         history.append({"epoch": epoch, "train_loss": total / n, "dev_acc": dev_acc})
         print(json.dumps(history[-1]), file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
+    best_logits = None
+    if best[2]:
+        model.load_state_dict(best[2])
+        best_logits = logits_of(model, dev_t).round(4).tolist()  # for ensembling estimates
     averaged = {k: torch.stack([s[k].float() for s in snapshots]).mean(0) for k in snapshots[0]}
     model.load_state_dict(averaged)
     avg_logits = logits_of(model, dev_t)
@@ -224,6 +230,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "dev_ece_before": ece_before,
         "dev_ece_after": ece_after,
         "train_seconds": seconds,
+        "best_dev_logits": best_logits,
     }
     if args.out is not None:
         model.eval()
@@ -299,7 +306,7 @@ def export(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = train(args)
-    line = {k: v for k, v in result.items() if k not in ("dev_report",)}
+    line = {k: v for k, v in result.items() if k != "dev_report"}
     if args.log is not None:
         args.log.parent.mkdir(parents=True, exist_ok=True)
         with args.log.open("a", encoding="utf-8") as fh:

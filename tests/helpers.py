@@ -138,6 +138,7 @@ def build_tiny_classifier(
     cell: str = "lstm",
     num_layers: int = 1,
     char_encoder: str = "none",
+    members: int = 1,
     steps: int = 30,
     temperature: float = 1.5,
     seed: int = 0,
@@ -152,6 +153,7 @@ def build_tiny_classifier(
         cell: the RNN cell.
         num_layers: stacked RNN layers.
         char_encoder: ``"none"``, ``"cnn"`` or ``"lstm"``.
+        members: ensemble heads over the shared input stack.
         steps: optimizer steps.
         temperature: the calibration temperature stored in the bundle.
         seed: torch seed.
@@ -196,6 +198,7 @@ def build_tiny_classifier(
         pooling=pooling,  # type: ignore[arg-type]
         attention_size=8,
         dropout=0.1,
+        members=members,
     )
     model = Classifier(config, glove_vectors)
     featurizer = Featurizer(words, chars, word_input == "glove")
@@ -209,7 +212,7 @@ def build_tiny_classifier(
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = model.loss(model(*inputs), target)
+        loss = model.loss(model.member_logits(*inputs), target)
         loss.backward()
         optimizer.step()
     card = {

@@ -380,7 +380,14 @@ class ClassifyModule(TaskModule):
                 "word_ids": word_ids.masked_fill(drop, 1),  # UNK
                 "glove_ids": batch["glove_ids"].masked_fill(drop, 0),  # no GloVe vector
             }
-        return self.model.loss(self(batch), batch["labels"], self.label_smoothing)
+        logits = self.model.member_logits(
+            batch["word_ids"],
+            batch["glove_ids"],
+            batch["char_ids"],
+            batch["casing_ids"],
+            batch["lengths"],
+        )  # (M, B, K): each ensemble head learns on its own loss
+        return self.model.loss(logits, batch["labels"], self.label_smoothing)
 
     def reset_metrics(self) -> None:
         self._logits, self._gold = [], []

@@ -34,7 +34,7 @@ from ner.models.config import ClassifierConfig, Pooling
 from ner.nn.encoder import EncoderConfig, RNNEncoder
 from ner.nn.inputs import InputStack, installed_glove
 
-__all__ = ["Classifier", "Pool", "logits_graph"]
+__all__ = ["Classifier", "Head", "Pool", "logits_graph"]
 
 _NEG = -1e4
 """Score of a padded step before the attention softmax: finite, so that an empty sentence gets
@@ -82,20 +82,44 @@ class Pool(nn.Module):
         return torch.softmax(self.score(a).squeeze(-1).masked_fill(~mask, _NEG), dim=1)
 
 
-class Classifier(nn.Module):
-    """Word, char and casing ids -> class logits (B, K); cross-entropy loss."""
+class Head(nn.Module):
+    """One member: x (B, T, D_in), lengths (B,) -> encoder, pooling, dropout -> logits (B, K)."""
 
-    def __init__(self, config: ClassifierConfig, glove_vectors: np.ndarray | None = None) -> None:
+    def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        if config.num_classes < 2:
-            raise ValueError(f"ClassifierConfig.num_classes must be >= 2, got {config.num_classes}")
-        self.config = config
-        self.inputs = InputStack(config.inputs, glove_vectors)
         self.encoder = RNNEncoder(EncoderConfig.of(config.inputs.output_size, config.rnn))
         size = config.rnn.output_size
         self.pool = Pool(config.pooling, size, config.attention_size)
         self.dropout = nn.Dropout(config.dropout)
         self.proj = nn.Linear(size, config.num_classes)
+
+    def sentence_vectors(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x (B, T, D_in), lengths (B,) -> pooled sentence vectors (B, H)."""
+        a, final = self.encoder.encode(x, lengths)  # (B, T, H), (L, B, H)
+        return self.pool(a, final[-1], lengths)  # (B, H)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x (B, T, D_in), lengths (B,) -> logits (B, K)."""
+        return self.proj(self.dropout(self.sentence_vectors(x, lengths)))
+
+
+class Classifier(nn.Module):
+    """Word, char and casing ids -> class logits (B, K); cross-entropy loss.
+
+    With ``members`` > 1 the heads share the input stack and their logits are combined as the
+    mean of their log-probabilities (a geometric-mean ensemble); each head is trained on its own
+    cross-entropy (:meth:`member_logits`, :meth:`loss`), so they stay independent models.
+    """
+
+    def __init__(self, config: ClassifierConfig, glove_vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        if config.num_classes < 2:
+            raise ValueError(f"ClassifierConfig.num_classes must be >= 2, got {config.num_classes}")
+        if config.members < 1:
+            raise ValueError(f"ClassifierConfig.members must be >= 1, got {config.members}")
+        self.config = config
+        self.inputs = InputStack(config.inputs, glove_vectors)
+        self.heads = nn.ModuleList(Head(config) for _ in range(config.members))
 
     @classmethod
     def build(cls, config: ClassifierConfig) -> Classifier:
@@ -105,18 +129,40 @@ class Classifier(nn.Module):
     def sentence_vectors(
         self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
     ) -> Tensor:
-        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) -> (B, H)."""
+        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) ->
+        the first head's pooled sentence vectors (B, H)."""
         x = self.inputs.from_vectors(word_vectors, char_ids, casing_ids)  # (B, T, D_in)
-        a, final = self.encoder.encode(x, lengths)  # (B, T, H), (L, B, H)
-        return self.pool(a, final[-1], lengths)  # (B, H)
+        return self.heads[0].sentence_vectors(x, lengths)
+
+    def member_logits_from_vectors(
+        self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
+    ) -> Tensor:
+        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) ->
+        every head's logits (M, B, K)."""
+        x = self.inputs.from_vectors(word_vectors, char_ids, casing_ids)  # (B, T, D_in)
+        return torch.stack([head(x, lengths) for head in self.heads])
 
     def logits_from_vectors(
         self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
     ) -> Tensor:
         """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) ->
         logits (B, K)."""
-        pooled = self.sentence_vectors(word_vectors, char_ids, casing_ids, lengths)
-        return self.proj(self.dropout(pooled))
+        member = self.member_logits_from_vectors(word_vectors, char_ids, casing_ids, lengths)
+        if len(self.heads) == 1:
+            return member[0]
+        return F.log_softmax(member, dim=-1).mean(dim=0)  # (B, K)
+
+    def member_logits(
+        self,
+        word_ids: Tensor,
+        glove_ids: Tensor,
+        char_ids: Tensor,
+        casing_ids: Tensor,
+        lengths: Tensor,
+    ) -> Tensor:
+        """Ids (B, T) / (B, T, C), lengths (B,) -> every head's logits (M, B, K) (training)."""
+        vectors = self.inputs.word_vectors(word_ids, glove_ids)  # (B, T, D)
+        return self.member_logits_from_vectors(vectors, char_ids, casing_ids, lengths)
 
     def forward(
         self,
@@ -131,7 +177,11 @@ class Classifier(nn.Module):
         return self.logits_from_vectors(vectors, char_ids, casing_ids, lengths)
 
     def loss(self, logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
-        """logits (B, K), labels (B,) -> mean cross-entropy."""
+        """logits (B, K) or member logits (M, B, K), labels (B,) -> mean cross-entropy (over
+        the heads too)."""
+        if logits.dim() == 3:
+            m, b, k = logits.shape
+            logits, labels = logits.reshape(m * b, k), labels.repeat(m)
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
     def word_table(self) -> np.ndarray:

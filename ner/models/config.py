@@ -67,6 +67,9 @@ class ClassifierConfig:
             over time, or attention (a learned weighted mean, Yang et al. 2016).
         attention_size: Width of the attention scorer's hidden layer (pooling: attention).
         dropout: Dropout on the sentence vector, before the output layer.
+        members: Independent encoder + pooling + output heads over the shared input stack,
+            each trained on its own loss; the model's logits are the mean of their
+            log-probabilities (an ensemble inside one graph). 1 = a single classifier.
     """
 
     num_classes: int = 0
@@ -75,6 +78,7 @@ class ClassifierConfig:
     pooling: Pooling = "max"
     attention_size: int = 64
     dropout: float = 0.5
+    members: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -46,7 +46,9 @@ def onnx_classifier(tiny_classifier: Path) -> Classifier:
     return load(tiny_classifier, "onnx")
 
 
-def _model(pooling: str, cell: str = "lstm", layers: int = 2, seed: int = 0) -> Model:
+def _model(
+    pooling: str, cell: str = "lstm", layers: int = 2, seed: int = 0, members: int = 1
+) -> Model:
     torch.manual_seed(seed)
     config = ClassifierConfig(
         num_classes=3,
@@ -56,6 +58,7 @@ def _model(pooling: str, cell: str = "lstm", layers: int = 2, seed: int = 0) -> 
         rnn=RNNConfig(cell=cell, hidden_size=5, num_layers=layers),  # type: ignore[arg-type]
         pooling=pooling,  # type: ignore[arg-type]
         attention_size=4,
+        members=members,
     )
     return Model(config).eval()
 
@@ -122,7 +125,7 @@ def test_last_pooling_is_forward_end_and_backward_start() -> None:
     word_ids, glove_ids, char_ids, casing_ids, lengths = _ids([6])
     with torch.no_grad():
         x = model.inputs(word_ids, glove_ids, char_ids, casing_ids)
-        a = model.encoder(x, lengths)  # (1, 6, 2H)
+        a = model.heads[0].encoder(x, lengths)  # (1, 6, 2H)
         pooled = model.sentence_vectors(
             model.inputs.word_vectors(word_ids, glove_ids), char_ids, casing_ids, lengths
         )
@@ -131,11 +134,31 @@ def test_last_pooling_is_forward_end_and_backward_start() -> None:
     torch.testing.assert_close(pooled[0, h:], a[0, 0, h:])
 
 
+def test_members_are_a_log_probability_mean_of_independent_heads() -> None:
+    model = _model("max", members=3)
+    inputs = _ids([5, 2, 4])
+    labels = torch.tensor([0, 2, 1])
+    with torch.no_grad():
+        member = model.member_logits(*inputs)  # (3, B, K)
+        logits = model(*inputs)
+        assert member.shape == (3, 3, 3)
+        want = torch.stack([torch.log_softmax(m, dim=-1) for m in member]).mean(dim=0)
+        torch.testing.assert_close(logits, want)
+        assert not torch.allclose(member[0], member[1])  # heads start apart
+        per_head = [torch.nn.functional.cross_entropy(m, labels) for m in member]
+        torch.testing.assert_close(model.loss(member, labels), torch.stack(per_head).mean())
+    single = _model("max")
+    with torch.no_grad():
+        torch.testing.assert_close(single(*inputs), single.member_logits(*inputs)[0])
+
+
 def test_config_round_trip_and_bad_sizes() -> None:
     config = _model("attention").config
     assert ClassifierConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="num_classes"):
         Model(ClassifierConfig(num_classes=1, inputs=config.inputs))
+    with pytest.raises(ValueError, match="members"):
+        Model(ClassifierConfig(num_classes=2, inputs=config.inputs, members=0))
     with pytest.raises(ValueError, match="pooling"):
         Pool("sum", 4)  # type: ignore[arg-type]
 
@@ -160,6 +183,14 @@ def test_every_pooling_exports_and_backends_agree(tmp_path: Path, pooling: str) 
     assert [r.label for r in onnx.classify(items)] == [
         r.label for r in torch_backend.classify(items)
     ]
+
+
+def test_ensemble_exports_and_backends_agree(tmp_path: Path) -> None:
+    path = build_tiny_classifier(tmp_path / "ensemble", "mean", members=3, steps=3)
+    onnx, torch_backend = load(path, "onnx"), load(path, "torch")
+    assert onnx.config.members == 3
+    items = [tokenize("A warm, funny film!"), ["zzz"], []]
+    np.testing.assert_allclose(onnx.logits(items), torch_backend.logits(items), atol=1e-5)
 
 
 def test_glove_and_char_features_export(tmp_path: Path) -> None:
