@@ -64,7 +64,20 @@ _SPACES = re.compile(r"\s+")
 
 
 class TranslationInputError(ValueError):
-    """A text or search setting the model cannot take (a 4xx in serving, exit 2 in the CLI)."""
+    """A text or search setting the model cannot take (a 4xx in serving, exit 2 in the CLI).
+
+    Attributes:
+        field: the request field at fault (``text``, ``beam_size``, ``n_best``,
+            ``length_penalty``).
+        limit: ``(name, value)`` of the cap that was passed, if any.
+    """
+
+    def __init__(
+        self, message: str, *, field: str = "text", limit: tuple[str, int] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.limit = limit
 
 
 # ---------------------------------------------------------------------------- source side
@@ -471,16 +484,19 @@ class Translator(TaskPredictor):
         if not isinstance(text, str):
             raise TranslationInputError(f"text must be a string, got {type(text).__name__}")
         spec = self.source
+        cap = ("max_chars", spec.max_chars)
         if len(text) > 4 * spec.max_chars:  # cheap bound before normalizing a huge text
             raise TranslationInputError(
-                f"text is {len(text)} characters; this model takes at most {spec.max_chars}"
+                f"text is {len(text)} characters; this model takes at most {spec.max_chars}",
+                limit=cap,
             )
         norm = spec.normalize(text)
         if not norm:
             raise TranslationInputError("text is empty (after normalization)")
         if len(norm) > spec.max_chars:
             raise TranslationInputError(
-                f"text is {len(norm)} characters; this model takes at most {spec.max_chars}"
+                f"text is {len(norm)} characters; this model takes at most {spec.max_chars}",
+                limit=cap,
             )
         tokens = spec.tokens(norm)
         if not tokens:
@@ -500,15 +516,21 @@ class Translator(TaskPredictor):
         """Raises ``TranslationInputError`` for settings out of range."""
         for name, value in (("beam_size", beam_size), ("n_best", n_best)):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TranslationInputError(f"{name} must be an integer, got {value!r}")
-        if not 1 <= beam_size <= MAX_BEAM:
-            raise TranslationInputError(f"beam_size must be 1..{MAX_BEAM}, got {beam_size}")
-        if not 1 <= n_best <= MAX_BEAM:
-            raise TranslationInputError(f"n_best must be 1..{MAX_BEAM}, got {n_best}")
+                raise TranslationInputError(f"{name} must be an integer, got {value!r}", field=name)
+            if not 1 <= value <= MAX_BEAM:
+                raise TranslationInputError(
+                    f"{name} must be 1..{MAX_BEAM}, got {value}",
+                    field=name,
+                    limit=("max_beam", MAX_BEAM),
+                )
         if n_best > beam_size:
-            raise TranslationInputError(f"n_best ({n_best}) cannot exceed beam_size ({beam_size})")
+            raise TranslationInputError(
+                f"n_best ({n_best}) cannot exceed beam_size ({beam_size})", field="n_best"
+            )
         if not 0.0 <= float(length_penalty) <= 2.0:
-            raise TranslationInputError(f"length_penalty must be 0..2, got {length_penalty}")
+            raise TranslationInputError(
+                f"length_penalty must be 0..2, got {length_penalty}", field="length_penalty"
+            )
 
     # ---------------------------------------------------------------- running
 
