@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ner.commands.migrate",
     "ner.commands.calibrate",
     "ner.commands.classify",
+    "ner.commands.translate",
 )
 """Modules under ``ner.commands`` that add subcommands: each has ``register(subparsers)``, which
 adds its parsers with ``set_defaults(run=function)``. A task adds its module here."""

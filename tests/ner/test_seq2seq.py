@@ -275,3 +275,68 @@ def test_config_checks() -> None:
         Seq2Seq(replace(config, decoder=replace(config.decoder, bidirectional=True)))
     with pytest.raises(ValueError, match="one token stream"):
         Seq2Seq(replace(config, inputs=replace(config.inputs, casing_dim=4)))
+
+
+# ---------------------------------------------------------------------------- ner translate
+
+
+def test_cli_translate(
+    reverse_bundle: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import json
+
+    from ner.cli import main
+
+    assert (
+        main(
+            [
+                "translate",
+                "--model",
+                str(reverse_bundle),
+                "abcd",
+                "--beam-size",
+                "3",
+                "--n-best",
+                "2",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["translation"] == "dcba" and len(out["alternatives"]) == 1
+    assert len(out["attention"]) == 5
+    monkeypatch.setattr("sys.stdin", io.StringIO("ab\nhgf\n"))
+    assert main(["translate", "--model", str(reverse_bundle), "--no-attention"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["translation"] for x in lines] == ["ba", "fgh"]
+    assert all("attention" not in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "needle"),
+    [
+        (["abz"], "", "never seen: 'z'"),
+        (["abc", "--beam-size", "0"], "", "beam_size must be 1..16"),
+        (["abc", "--beam-size", "2", "--n-best", "3"], "", "cannot exceed"),
+        ([], "abc\n\nab\n", "stdin line 2: text is empty"),
+    ],
+)
+def test_cli_translate_errors_are_one_line(
+    reverse_bundle: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    stdin: str,
+    needle: str,
+) -> None:
+    import io
+
+    from ner.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(["translate", "--model", str(reverse_bundle), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err.startswith("ner: error: ") and needle in err and "\n" not in err
