@@ -40,11 +40,11 @@ class TaggerConfig:
     def from_legacy(cls, flat: dict[str, Any]) -> TaggerConfig:
         """The flat ``tagger`` dict of a format-1 bundle -> the nested config."""
         flat = dict(flat)
+        dropout = flat.pop("dropout", 0.5)  # the output dropout; the input stack's is embed_dropout
         inputs = InputConfig(
-            **{k: flat.pop(k) for k in list(flat) if k in InputConfig.__dataclass_fields__}
+            **{k: flat.pop(k) for k in list(flat) if k in InputConfig.__dataclass_fields__},
+            dropout=flat.pop("embed_dropout", 0.5),
         )
-        inputs = InputConfig(**{**asdict(inputs), "dropout": flat.pop("embed_dropout", 0.5)})
-        dropout = flat.pop("dropout", 0.5)
         rnn_keys = ("cell", "hidden_size", "num_layers", "bidirectional")
         rnn = RNNConfig(**{k: flat.pop(k) for k in rnn_keys if k in flat}, dropout=dropout)
         return cls(inputs=inputs, rnn=rnn, dropout=dropout, **flat)

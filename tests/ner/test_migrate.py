@@ -172,12 +172,6 @@ def test_migrate_in_place_keeps_the_predictions(
     assert [d.to_dict() for d in after] == [d.to_dict() for d in before]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: TaggerConfig.from_legacy lets InputConfig take the flat 'dropout' "
-    "(InputConfig has a field of that name), then reads it back as missing: the migrated "
-    "model.dropout and rnn.dropout become the default 0.5 instead of the format-1 value",
-)
 def test_migrate_keeps_the_format_1_dropout(tiny_bundle: Path, tmp_path: Path) -> None:
     """Format 1 used one ``dropout`` between stacked RNN layers and before the output layer
     (``embed_dropout`` on the inputs); the nested config must keep all three values."""
