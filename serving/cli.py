@@ -8,7 +8,8 @@ Flags override ``NER_``-prefixed environment variables (see ``serving.settings``
 loaded before uvicorn starts, so a bad bundle ends the command with one clear line naming the
 file (exit status 2) instead of a server that is half up. On SIGTERM or Ctrl-C uvicorn stops
 accepting connections, lets in-flight requests finish (up to ``graceful_timeout_s``), then the
-app drains its batchers.
+app drains its batchers. Readiness turns 503 at the signal itself, and requests not done
+shortly before the graceful timeout get 503 + Retry-After (``serving.shutdown``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
+
+HTTP_PROTOCOL = "serving.protocol:BoundedHttpToolsProtocol"
+"""uvicorn's httptools protocol with a cap and a timeout on request heads (serving.protocol)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest wait for batch-mates (default 2; 0 with --max-batch-size 1: no batching)",
     )
     add("--queue-size", type=int, metavar="N", help="waiting requests before 503 (default 256)")
+    add(
+        "--max-queued-tokens",
+        type=int,
+        metavar="N",
+        help="tokens of queued work per model before 503 (default 32768)",
+    )
+    add("--max-batch-tokens", type=int, metavar="N", help="tokens per micro-batch (default 4096)")
+    add(
+        "--request-timeout",
+        dest="request_timeout_s",
+        type=float,
+        metavar="S",
+        help="queued work older than this is dropped with 503 (default 30)",
+    )
     add("--max-chars", type=int, metavar="N", help="characters per text (default 10000)")
     add("--max-tokens", type=int, metavar="N", help="tokens per sentence (default 256)")
     add("--max-documents", type=int, metavar="N", help="documents per request (default 64)")
@@ -73,7 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
         dest="graceful_timeout_s",
         type=float,
         metavar="S",
-        help="how long shutdown waits for in-flight requests (default 30)",
+        help="how long shutdown waits for in-flight requests, then 503 (default 30)",
+    )
+    add(
+        "--max-header-bytes",
+        type=int,
+        metavar="N",
+        help="request line and headers, in bytes; beyond it 431 (default 65536)",
+    )
+    add(
+        "--header-timeout",
+        dest="header_timeout_s",
+        type=float,
+        metavar="S",
+        help="time to send a request's headers; beyond it 408 (default 10)",
+    )
+    add(
+        "--body-timeout",
+        dest="body_timeout_s",
+        type=float,
+        metavar="S",
+        help="time to send a request's body; beyond it 408 (default 30)",
     )
     add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add("--access-log", action="store_true", help="log every request (off by default)")
@@ -123,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lifespan": "on",
         "log_level": ns.log_level,
         "access_log": ns.access_log,
-        "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
+        "timeout_graceful_shutdown": math.ceil(settings.graceful_timeout_s),
+        "http": HTTP_PROTOCOL,
     }
     if settings.workers > 1:
         # Each worker process builds its own app from the environment; the bundles were
@@ -132,13 +172,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         del predictors
         os.environ.update(settings_environment(settings))
         with multiprocess_dir():
-            uvicorn.run(
+            config = uvicorn.Config(
                 "serving.main:create_app", factory=True, workers=settings.workers, **options
             )
+            supervisor = _supervisor_class()(config, sockets=[config.bind_socket()])
+            supervisor.run()
         return 0
     server = uvicorn.Server(uvicorn.Config(create_app(settings, predictors=predictors), **options))
     server.run()
     return 0 if server.started else 3
+
+
+def _supervisor_class() -> Any:
+    """uvicorn's worker supervisor, closing the listening socket at SIGTERM or SIGINT.
+
+    uvicorn's own notices a signal only on its next half-second poll and keeps its copy of the
+    listening socket open until every worker has exited: connections made meanwhile wait in the
+    backlog until they are reset. Here the parent closes its copy at once and stops the workers,
+    which close theirs on their next tick; a connection made later is refused.
+    """
+    import signal
+
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._stop_now)
+
+        def _stop_now(self, sig: int, frame: Any) -> None:
+            for sock in self.sockets:
+                sock.close()
+            self.signal_queue.append(sig)
+            self.should_exit.set()
+
+    return Supervisor
 
 
 def settings_environment(settings: Any) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """One JSON error body for every failure: ``{"error": {"type", "message", "field"?, "limit"?}}``.
 
 Status codes: 400 malformed JSON or invalid UTF-8, 404 unknown route or model, 405 wrong method,
-413 body over the byte cap, 415 not JSON, 422 a request the schema rejects (a cap the schema
-states included, so that schema-driven clients see it as invalid data), 503 overloaded or not
-ready (with ``Retry-After``). Handlers never put a traceback in a response.
+408 a body not sent within ``body_timeout_s``, 413 body over the byte cap, 415 not JSON, 422 a
+request the schema rejects (a cap the schema states included, so that schema-driven clients see
+it as invalid data), 503 overloaded, timed out in the queue, or not ready (with
+``Retry-After``). Handlers never put a traceback in a response.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from serving.guard import BodyTimeout
 
 log = logging.getLogger("serving")
 
@@ -24,11 +28,16 @@ class SafeJSONResponse(JSONResponse):
     """JSON that stays valid UTF-8 even if a string holds a lone surrogate (escaped as ASCII)."""
 
     def render(self, content: Any) -> bytes:
-        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+        return safe_json(content)
+
+
+def safe_json(content: Any) -> bytes:
+    """Compact UTF-8 JSON; ASCII-escaped if a string holds a lone surrogate."""
+    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 class ApiError(Exception):
@@ -112,9 +121,21 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return ApiError(500, "internal_error", "internal error; the server log has details").response()
 
 
+async def _body_timeout(_: Request, exc: Exception) -> JSONResponse:
+    headers = {"Connection": "close"}
+    return ApiError(408, "request_timeout", str(exc), headers=headers).response()
+
+
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    # The client left while sending its body; the guard logs it and nobody reads this answer.
+    return ApiError(499, "client_closed_request", "the client closed the connection").response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception through the uniform error body."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(BodyTimeout, _body_timeout)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

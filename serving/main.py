@@ -29,6 +29,7 @@ from fastapi.openapi.utils import get_openapi
 from ner import __version__
 from serving.batcher import Arrivals, MicroBatcher, PredictFn
 from serving.errors import install_error_handlers
+from serving.guard import Guards, RequestGuard
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.registry import (
     ModelRegistry,
@@ -40,6 +41,7 @@ from serving.registry import (
 from serving.requests import Endpoint
 from serving.routes import classify, generate, health, metrics, models, tag, translate
 from serving.settings import Settings, get_settings
+from serving.shutdown import drain_on_signals
 
 log = logging.getLogger("serving")
 
@@ -171,16 +173,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-infer")
+        # one thread for the Python-heavy planning and answers of large requests, so that
+        # the event loop competes for the GIL with two threads at most
+        app.state.prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-prep")
         try:
             try:
                 await _start(app, predictors)
             except StartupError as e:
                 log.error("start-up failed: %s", e)
                 raise
-            yield
+            undo_signals = drain_on_signals(app, settings.graceful_timeout_s)
+            try:
+                yield
+            finally:
+                undo_signals()
         finally:
             await _stop(app)
             app.state.executor.shutdown(wait=True)
+            app.state.prep_executor.shutdown(wait=True)
             app.state.metrics.close()
 
     app = FastAPI(
@@ -194,7 +204,11 @@ def create_app(
     app.state.arrivals = Arrivals()
     app.state.registry = None
     app.state.schemas = {}
+    app.state.draining = False
+    app.state.guards = Guards(settings.body_timeout_s, settings.retry_after_s)
     install_error_handlers(app)
+    # the last added is the outermost: metrics see the status the guard settles on
+    app.add_middleware(RequestGuard, guards=app.state.guards)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in ROUTES:
         app.include_router(module.router)

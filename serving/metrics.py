@@ -32,6 +32,8 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CLIENT_GONE = "ner.client_gone"
+"""Scope key the request guard sets when the client left before its answer."""
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -173,6 +175,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            if scope.get(CLIENT_GONE):
+                status = 499  # nginx's "client closed request": not a server error
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"

@@ -15,23 +15,29 @@ task, and 422 anything the request schema rejects (with the field and, for caps,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from serving.batcher import BatcherClosed, DeadlineExceeded, QueueFull
 from serving.deps import ready_registry
-from serving.errors import ApiError
+from serving.errors import ApiError, SafeJSONResponse, safe_json
 from serving.registry import ModelRegistry, ServedModel
 from serving.schemas import ErrorBody, RequestSchema
 from serving.settings import Settings
 
 SchemaBuilder = Callable[[Settings, tuple[str, ...]], RequestSchema]
+T = TypeVar("T")
+
+OFF_LOOP_BYTES = 4096
+"""Bodies larger than this are planned and answered in the preparation thread."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ class Accepted:
     data: Any
     parsed: Any
     model: ServedModel
+    large: bool = False
+    """A body over ``OFF_LOOP_BYTES``: its planning and its answer are made off the loop."""
 
     @property
     def settings(self) -> Settings:
@@ -111,6 +119,40 @@ class Accepted:
     def model_ref(self) -> dict[str, str]:
         """``{"name", "version"}`` of the answering model, for the response."""
         return {"name": self.model.name, "version": self.model.version}
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: for a large request in the app's preparation thread, else here.
+
+        Splitting 64 long texts into sentences or building their answer takes seconds of
+        Python; on the event loop it would hold up every other request, /healthz included.
+        """
+        if not self.large:
+            return fn(*args)
+        executor = self.request.app.state.prep_executor
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def respond(self, body: dict[str, Any]) -> Response:
+        """The JSON answer; a large one is serialised off the loop, one item at a time."""
+        if not self.large:
+            return SafeJSONResponse(body)
+        content = await self.off_loop(render_json, body)
+        return Response(content, media_type="application/json")
+
+
+def render_json(body: dict[str, Any]) -> bytes:
+    """``body`` as compact UTF-8 JSON, each item of a top-level list dumped on its own.
+
+    The C encoder holds the GIL for a whole ``dumps`` call; item by item, the event loop gets
+    its turn between items even while a 30 MB answer is written.
+    """
+    parts = []
+    for key, value in body.items():
+        if isinstance(value, list):
+            items = b",".join(safe_json(item) for item in value)
+            parts.append(safe_json(key) + b":[" + items + b"]")
+        else:
+            parts.append(safe_json(key) + b":" + safe_json(value))
+    return b"{" + b",".join(parts) + b"}"
 
 
 @asynccontextmanager
@@ -126,7 +168,8 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
     settings: Settings = request.app.state.settings
     schema: RequestSchema = request.app.state.schemas[endpoint.path]
     with request.app.state.arrivals.arriving():
-        data = await read_json(request, settings.body_limit())
+        body = await read_body(request, settings.body_limit())
+        data = parse_json(body)
         name = data.get("model") if isinstance(data, dict) else None
         check_model_name(models, name, endpoint)
         try:
@@ -134,7 +177,7 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
         except ValidationError as e:
             raise validation_error(e, data, settings, schema) from None
         model = select_model(models, getattr(parsed, "model", None), endpoint)
-        yield Accepted(request, data, parsed, model)
+        yield Accepted(request, data, parsed, model, large=len(body) > OFF_LOOP_BYTES)
 
 
 def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
@@ -202,6 +245,11 @@ async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The body parsed as JSON, or the right 4xx."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body of a JSON request: 415 not JSON, 413 over ``limit`` bytes."""
     content_type = request.headers.get("content-type")
     if content_type is not None:
         mime = content_type.split(";", 1)[0].strip().lower()
@@ -215,6 +263,11 @@ async def read_json(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """The body parsed as JSON: 400 empty, not UTF-8 or malformed."""
     if not body.strip():
         raise ApiError(400, "invalid_json", "the body is empty; send a JSON object")
     try:

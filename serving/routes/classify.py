@@ -12,10 +12,10 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from serving.batcher import PredictFn
-from serving.errors import SafeJSONResponse
 from serving.requests import RESPONSES, Endpoint, accept, infer
 from serving.schemas import (
     ModelRef,
@@ -128,7 +128,7 @@ def _result(result: Any) -> dict[str, Any]:
     responses=RESPONSES,
     openapi_extra=ENDPOINTS[0].openapi_extra,
 )
-async def classify(request: Request) -> SafeJSONResponse:
+async def classify(request: Request) -> Response:
     """Classify `{"text"}` or `{"documents": [{"text"}, ...]}`, optionally with a `model` name.
 
     One text gets `{"model", "label", "probabilities"}`; a batch gets `{"model", "results"}` in
@@ -138,9 +138,9 @@ async def classify(request: Request) -> SafeJSONResponse:
         documents = getattr(req.parsed, "documents", None)
         texts = [req.parsed.text] if documents is None else [d.text for d in documents]
         tokenize = req.model.predictor.tokenize
-        items = [tokenize(text) for text in texts]
+        items = await req.off_loop(lambda: [tokenize(text) for text in texts])
     results = [_result(r) for r in await infer(req, items)]
     ref = req.model_ref
     if documents is not None:
-        return SafeJSONResponse({"model": ref, "results": results})
-    return SafeJSONResponse({"model": ref, **results[0]})
+        return await req.respond({"model": ref, "results": results})
+    return await req.respond({"model": ref, **results[0]})

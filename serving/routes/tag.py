@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from serving.batcher import PredictFn
-from serving.errors import SafeJSONResponse
 from serving.requests import RESPONSES, Endpoint, accept, infer
 from serving.schemas import (
     BatchResponse,
@@ -62,7 +62,7 @@ def _plans(parsed: Any, max_tokens: int) -> tuple[list[DocumentPlan], bool]:
     responses=RESPONSES,
     openapi_extra=ENDPOINTS[0].openapi_extra,
 )
-async def tag(request: Request) -> SafeJSONResponse:
+async def tag(request: Request) -> Response:
     """Tag `{"text"}`, `{"tokens"}` or `{"documents": [...]}`, optionally with a `model` name.
 
     A single document gets `{"model", "tokens", "entities"}`; a batch gets `{"model", "results"}`
@@ -70,15 +70,21 @@ async def tag(request: Request) -> SafeJSONResponse:
     joined by single spaces), so that `text[start:end] == token.text`.
     """
     async with accept(request, ENDPOINTS[0]) as req:
-        plans, batch = _plans(req.parsed, req.settings.max_tokens)
+        plans, batch = await req.off_loop(_plans, req.parsed, req.settings.max_tokens)
         sentences = [s for plan in plans for s in plan.sentences()]
     tagged = await infer(req, sentences)
+    documents = await req.off_loop(_documents, plans, tagged)
+    ref = req.model_ref
+    body = {"model": ref, "results": documents} if batch else {"model": ref, **documents[0]}
+    return await req.respond(body)
+
+
+def _documents(plans: list[DocumentPlan], tagged: list[Any]) -> list[dict[str, Any]]:
+    """The answer for each document from its windows' tags."""
     documents = []
     offset = 0
     for plan in plans:
         n = len(plan.windows)
         documents.append(assemble(plan, tagged[offset : offset + n]))
         offset += n
-    ref = req.model_ref
-    body = {"model": ref, "results": documents} if batch else {"model": ref, **documents[0]}
-    return SafeJSONResponse(body)
+    return documents

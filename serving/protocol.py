@@ -1,0 +1,140 @@
+"""uvicorn's httptools HTTP/1.1 protocol with bounds on request heads, as nginx has.
+
+uvicorn reads a request line and headers of any size, for as long as the client takes. This
+protocol (``ner serve`` runs uvicorn with ``http="serving.protocol:BoundedHttpToolsProtocol"``)
+
+- refuses a head (request line and headers) over ``max_header_bytes`` with 431 and closes the
+  connection, before buffering more than one read past the limit;
+- closes with 408 a connection that has not sent a whole head within ``header_timeout_s`` of
+  connecting or of the head's first byte (idle keep-alive connections are uvicorn's
+  ``timeout_keep_alive``).
+
+Stalled bodies are the request guard's (``serving.guard``). The limits come from the app's
+settings (``app.state.settings``), found through the middleware uvicorn wraps the app in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from serving.settings import Settings
+
+log = logging.getLogger("serving")
+
+_DEFAULTS = Settings.model_fields
+
+
+def _app_settings(app: Any) -> Any:
+    """``app.state.settings`` of the FastAPI app under uvicorn's wrappers, or None."""
+    for _ in range(8):
+        state = getattr(app, "state", None)
+        settings = getattr(state, "settings", None)
+        if settings is not None:
+            return settings
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with a size cap and a read timeout on request heads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = _app_settings(self.app)
+        self.max_header_bytes = int(
+            getattr(settings, "max_header_bytes", _DEFAULTS["max_header_bytes"].default)
+        )
+        self.header_timeout_s = float(
+            getattr(settings, "header_timeout_s", _DEFAULTS["header_timeout_s"].default)
+        )
+        self._head_bytes = 0
+        self._in_head = True  # between requests or reading a head
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes + len(data):
+                return  # refused already; the connection is closing
+            if self._head_bytes > self.max_header_bytes:
+                # this read may hold the end of the head and a body: let the parser tell
+                super().data_received(data)
+                if self._in_head and not self.transport.is_closing():
+                    self._refuse(
+                        431,
+                        "header_too_large",
+                        f"the request line and headers are over {self.max_header_bytes} bytes "
+                        "(max_header_bytes)",
+                    )
+                return
+        super().data_received(data)
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # the next bytes are the next request's head
+
+    # helpers
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if self._in_head and not busy and not self.transport.is_closing():
+            if self._head_bytes:
+                message = (
+                    f"the request line and headers did not arrive within "
+                    f"{self.header_timeout_s:g} s (header_timeout_s)"
+                )
+                self._refuse(408, "request_timeout", message)
+            else:
+                self.transport.close()  # connected and silent: nothing to answer
+
+    def _refuse(self, status: int, kind: str, message: str) -> None:
+        body = json.dumps({"error": {"type": kind, "message": message}}).encode()
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        head = [
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        log.info("refused a request head with %d: %s", status, message)
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
