@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ner.commands.calibrate",
     "ner.commands.classify",
     "ner.commands.translate",
+    "ner.commands.generate",
 )
 """Modules under ``ner.commands`` that add subcommands: each has ``register(subparsers)``, which
 adds its parsers with ``set_defaults(run=function)``. A task adds its module here."""

@@ -354,3 +354,43 @@ def test_stream_windows_are_shifted_by_one():
     assert x.shape == y.shape == (4, 6)
     assert (x[:, 0] == lm.START).all() and (x[:, 1:] == y[:, :-1]).all()
     assert ((y[:, 1:] - y[:, :-1]) == 1).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# ner score / ner generate
+
+
+def test_cli_score_and_generate(char_lm, capsys):
+    import json
+
+    from ner.cli import main
+
+    _, path, _ = char_lm
+    assert main(["score", "--model", str(path), "rex"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["log_prob"] == pytest.approx(load(path).score(["rex"])[0].log_prob)
+    args = ["generate", "--model", str(path), "-n", "4", "--seed", "5", "--prefix", "br"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines() == load(path).generate(4, seed=5, prefix="br")
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--top-p", "0"], "top_p"),
+        (["generate", "--temperature", "0"], "temperature"),
+        (["generate", "--prefix", "t?"], "never seen: '?'"),
+        (["generate", "--class", "positive"], "takes no class"),
+        (["generate", "--seed", "-1"], "--seed"),
+        (["score", ""], "nothing to score"),
+    ],
+)
+def test_cli_errors_are_one_line(char_lm, capsys, args, message):
+    from ner.cli import main
+
+    _, path, _ = char_lm
+    assert main([*args, "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ner: error: ") and message in err and err.count("\n") == 1
