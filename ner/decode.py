@@ -393,19 +393,24 @@ def _viterbi(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> list[np.nd
         return [np.zeros(0, dtype=np.int64) for _ in range(b)]
     score = trans.start + em[:, 0]  # (B, K)
     backpointers = np.zeros((b, t, k), dtype=np.int64)
+    # Previous tags on the last, contiguous axis: the reductions run along memory. The sums and
+    # the first-maximum tie-break are the same as over (B, K_prev, K).
+    into = np.ascontiguousarray(trans.transitions.T)  # (K, K_prev): into[j, i] = trans[i, j]
+    active = np.arange(t)[None, :] < lens[:, None]  # (B, T)
     for step in range(1, t):
-        cand = score[:, :, None] + trans.transitions  # (B, K_prev, K)
-        backpointers[:, step] = cand.argmax(axis=1)
-        nxt = cand.max(axis=1) + em[:, step]
-        score = np.where((step < lens)[:, None], nxt, score)
+        cand = score[:, None, :] + into  # (B, K, K_prev)
+        prev = cand.argmax(axis=2)  # (B, K)
+        backpointers[:, step] = prev
+        nxt = np.take_along_axis(cand, prev[..., None], axis=2)[..., 0] + em[:, step]
+        score = np.where(active[:, step, None], nxt, score)
     best = (score + trans.end).argmax(axis=1)  # (B,) last tag of each sentence
     tags = np.zeros((b, t), dtype=np.int64)
     rows = np.arange(b)
     for step in range(t - 1, -1, -1):
-        valid = step < lens
+        valid = active[:, step]
         tags[:, step] = np.where(valid, best, 0)
         best = np.where(valid, backpointers[rows, step, best], best)
-    return [tags[i, : lens[i]].copy() for i in range(b)]
+    return [tags[i, :n] for i, n in enumerate(lens.tolist())]
 
 
 # --------------------------------------------------------------------------------------------
