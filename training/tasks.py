@@ -32,6 +32,8 @@ class TrainingTask:
         return self._load(self.datamodule)
 
 
+_LM_DATA = "training.language_model:LanguageModelDataModule"
+
 TRAINING: dict[str, TrainingTask] = {
     t.name: t
     for t in (
@@ -41,6 +43,10 @@ TRAINING: dict[str, TrainingTask] = {
         ),
         TrainingTask(
             "seq2seq", "training.seq2seq:Seq2SeqModule", "training.seq2seq:Seq2SeqDataModule"
+        ),
+        *(
+            TrainingTask(t, "training.language_model:LanguageModelModule", _LM_DATA)
+            for t in ("language_model", "conditional_lm")
         ),
     )
 }
