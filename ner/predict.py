@@ -237,9 +237,15 @@ class Predictor(TaskPredictor):
         src = self.tag_scheme
         labels = self.labels
         out = []
+        converted: dict[bytes, list[str]] = {}  # tag sequences repeat (half of CoNLL dev's)
         for ids in self._decode(sentences, batch_size, full=False):
-            tags = [labels[i] for i in ids]
-            out.append(tags if not tags else convert(tags, src, scheme))  # type: ignore[arg-type]
+            tags = converted.get(ids.tobytes())
+            if tags is None:
+                tags = [labels[i] for i in ids.tolist()]
+                if tags:
+                    tags = convert(tags, src, scheme)  # type: ignore[arg-type]
+                converted[ids.tobytes()] = tags
+            out.append(list(tags))
         return out
 
     # ----------------------------------------------------------------------------------------

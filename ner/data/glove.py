@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +153,24 @@ class GloVe:
     """The GloVe table: ``vectors[glove.id(word)]`` is the vector of ``word``.
 
     Attributes:
-        words: row -> word (400k lower-case words).
+        words: row -> word (400k lower-case words; read on first use).
         vectors: ``(400000, 50)`` float32, memory-mapped, read-only.
         path: the ``.npy`` file.
     """
 
-    words: tuple[str, ...]
     vectors: np.ndarray
     path: Path
-    _index: dict[str, int] = field(repr=False)
+    # The word index: distinct words as sorted UTF-8 byte strings ``(N,) S<width>`` and the row of
+    # each (the first row of a repeated word), searched with np.searchsorted. Memory-mapped from
+    # the cache, so a process start reads none of it up front (a dict of 400k words took 0.1 s).
+    _keys: np.ndarray = field(repr=False)
+    _rows: np.ndarray = field(repr=False)
+    _words: Callable[[], list[str]] = field(repr=False)
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        """Row -> word, all rows."""
+        return tuple(self._words())
 
     @property
     def sha256(self) -> str:
@@ -171,19 +182,29 @@ class GloVe:
         return int(self.vectors.shape[1])
 
     def __len__(self) -> int:
-        return len(self.words)
+        return int(self.vectors.shape[0])
 
     def __contains__(self, word: object) -> bool:
-        return isinstance(word, str) and word.lower() in self._index
+        return isinstance(word, str) and self.id(word) >= 0
 
     def id(self, word: str) -> int:
         """Row of ``word`` (looked up lower-cased), ``-1`` when absent."""
-        return self._index.get(word.lower(), -1)
+        return int(self.ids([word])[0])
 
     def ids(self, words: list[str] | tuple[str, ...]) -> np.ndarray:
-        """Rows of ``words`` as ``(N,)`` int64, ``-1`` where absent."""
-        index = self._index
-        return np.fromiter((index.get(w.lower(), -1) for w in words), np.int64, len(words))
+        """Rows of ``words`` (looked up lower-cased) as ``(N,)`` int64, ``-1`` where absent."""
+        out = np.full(len(words), -1, dtype=np.int64)
+        keys, width = self._keys, self._keys.dtype.itemsize
+        query = [w.lower().encode("utf-8", "surrogatepass") for w in words]
+        # Longer than every word, or holding NUL (which byte strings drop): never in the table.
+        where = [i for i, q in enumerate(query) if len(q) <= width and b"\0" not in q]
+        if not where or not len(keys):
+            return out
+        q = np.array([query[i] for i in where], dtype=keys.dtype)
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        hit = keys[pos] == q
+        out[np.asarray(where)[hit]] = self._rows[pos[hit]]
+        return out
 
     def vector(self, word: str) -> np.ndarray | None:
         """The ``(dim,)`` vector of ``word``, ``None`` when absent."""
@@ -210,7 +231,7 @@ class GloVe:
 def index_cache_path(index_path: Path | None = None) -> Path:
     """Where the word list of the parquet index ``index_path`` (default: installed) is cached."""
     index_path = glove_files()[1] if index_path is None else index_path
-    return cache_dir() / "glove" / f"index-{_file_sha256(index_path)[:32]}.txt"
+    return _cache_stem(_file_sha256(index_path)).with_suffix(".txt")
 
 
 def _read_parquet_words(index_path: Path) -> list[str]:
@@ -256,7 +277,7 @@ def _index_cache_bytes(words: list[str], source_sha256: str) -> bytes | None:
 def _index_words(index_path: Path) -> list[str]:
     """The words of the index, row order: from the cache, else from the parquet (then cached)."""
     source = _file_sha256(index_path)
-    path = cache_dir() / "glove" / f"index-{source[:32]}.txt"
+    path = _cache_stem(source).with_suffix(".txt")
     words = _read_index_cache(path, source)
     if words is None:
         words = _read_parquet_words(index_path)
@@ -266,24 +287,90 @@ def _index_words(index_path: Path) -> list[str]:
     return words
 
 
+def _cache_stem(source_sha256: str) -> Path:
+    return cache_dir() / "glove" / f"index-{source_sha256[:32]}"
+
+
+def _sorted_keys(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct words as sorted UTF-8 byte strings and the first row of each."""
+    encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+    if any(b"\0" in e for e in encoded):
+        raise ValueError("a GloVe word holds NUL; the index cannot store it")
+    width = max((len(e) for e in encoded), default=1) or 1
+    array = np.array(encoded, dtype=f"S{width}")
+    order = np.argsort(array, kind="stable")  # stable: a repeated word keeps its first row first
+    ordered = array[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first], order[first].astype(np.int64)
+
+
+def _load_keys(source: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The cached sorted keys and rows (memory-mapped) and the number of words; ``None`` when
+    missing or not as written.
+
+    ``.sha256`` holds the digests of both ``.npy`` files and the word count; the digests are
+    compared with :func:`_file_sha256`, which hashes a file again when its size or mtime changes.
+    """
+    stem = _cache_stem(source)
+    try:
+        *recorded, count = stem.with_suffix(".sha256").read_text(encoding="ascii").split()
+        paths = (stem.with_suffix(".keys.npy"), stem.with_suffix(".rows.npy"))
+        if recorded != [_file_sha256(p) for p in paths] or not count.isdigit():
+            return None
+        keys, rows = (np.load(p, mmap_mode="r", allow_pickle=False) for p in paths)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if keys.ndim != 1 or keys.dtype.kind != "S" or rows.shape != keys.shape:
+        return None
+    return keys, rows, int(count)
+
+
+def _save_keys(source: str, keys: np.ndarray, rows: np.ndarray, count: int) -> None:
+    stem = _cache_stem(source)
+    fields = []
+    for suffix, array in ((".keys.npy", keys), (".rows.npy", rows)):
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        _write_cache_file(stem.with_suffix(suffix), buffer.getvalue())
+        fields.append(hashlib.sha256(buffer.getvalue()).hexdigest())
+    fields.append(str(count))
+    _write_cache_file(stem.with_suffix(".sha256"), " ".join(fields).encode("ascii"))
+
+
+def _index(index_path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sorted word index and the number of words: from the cache, else built from the word
+    list (then cached)."""
+    source = _file_sha256(index_path)
+    cached = _load_keys(source)
+    if cached is not None:
+        return cached
+    words = _index_words(index_path)
+    keys, rows = _sorted_keys(words)
+    _save_keys(source, keys, rows, len(words))
+    return keys, rows, len(words)
+
+
 def build_index_cache() -> Path:
-    """Write the word-index cache of the installed package (needs pyarrow); returns its path.
+    """Write the word-index cache of the installed package (needs pyarrow); returns its folder.
 
     For images that drop pyarrow: run this at build time with ``$NER_CACHE_DIR`` set as at run
-    time. Also memoises the table's sha256.
+    time. Also memoises the sha256 of the table and of the cache files.
     """
     npy, index_path = glove_files()
     source = _file_sha256(index_path)
     _file_sha256(npy)
-    path = index_cache_path(index_path)
-    data = _index_cache_bytes(_read_parquet_words(index_path), source)
+    words = _read_parquet_words(index_path)
+    data = _index_cache_bytes(words, source)
     if data is None:
         raise ValueError(f"{index_path}: a word holds a newline; the index cannot be cached")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_cache_file(path, data)
-    if _read_index_cache(path, source) is None:
-        raise OSError(f"could not write the GloVe index cache {path}")
-    return path
+    stem = _cache_stem(source)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    _write_cache_file(stem.with_suffix(".txt"), data)
+    _save_keys(source, *_sorted_keys(words), len(words))
+    if _read_index_cache(stem.with_suffix(".txt"), source) is None or _load_keys(source) is None:
+        raise OSError(f"could not write the GloVe index cache under {stem.parent}")
+    return stem.parent
 
 
 @lru_cache(maxsize=1)
@@ -297,10 +384,15 @@ def load_glove() -> GloVe:
     """
     npy, index_path = glove_files()
     vectors = np.load(npy, mmap_mode="r", allow_pickle=False)
-    words = tuple(_index_words(index_path))
-    if vectors.ndim != 2 or len(words) != vectors.shape[0]:
-        raise ValueError(f"{index_path} has {len(words)} words but {npy} has shape {vectors.shape}")
-    index = dict(zip(words, range(len(words)), strict=True))
-    if len(index) != len(words):  # not so in GloVe 6B; if a word repeats, its first row wins
-        index = {w: i for i, w in reversed(list(enumerate(words)))}
-    return GloVe(words=words, vectors=vectors, path=npy, _index=index)
+    keys, rows, count = _index(index_path)
+    n = vectors.shape[0] if vectors.ndim == 2 else -1
+    if count != n:
+        raise ValueError(f"{index_path} has {count} words but {npy} has shape {vectors.shape}")
+
+    def words() -> list[str]:
+        found = _index_words(index_path)
+        if len(found) != n:
+            raise ValueError(f"{index_path} has {len(found)} words but {npy} has {n} rows")
+        return found
+
+    return GloVe(vectors=vectors, path=npy, _keys=keys, _rows=rows, _words=words)

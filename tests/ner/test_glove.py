@@ -156,7 +156,38 @@ def test_loads_without_pyarrow_from_the_cache(tmp_path):
     assert no_cache.returncode != 0 and "needs pyarrow" in no_cache.stderr
     build = "from ner.data.glove import build_index_cache; print(build_index_cache())"
     built = subprocess.run([*run, build], env=env, capture_output=True, text=True, check=True)
-    assert Path(built.stdout.strip()).is_file()
+    assert Path(built.stdout.strip()).is_dir()
     loaded = subprocess.run([*run, _NO_PYARROW], env=env, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == KNOWN_SHA256
+
+
+def test_sorted_keys_first_row_wins_and_odd_queries():
+    words = ["b", "a", "b", "ü", "long-word"]
+    keys, rows = glove_mod._sorted_keys(words)
+    assert keys.tolist() == [b"a", b"b", b"long-word", "ü".encode()]
+    assert rows.tolist() == [1, 0, 4, 3]
+    g = glove_mod.GloVe(
+        vectors=np.zeros((5, 2), np.float32),
+        path=Path("x"),
+        _keys=keys,
+        _rows=rows,
+        _words=lambda: words,
+    )
+    queries = ["B", "Ü", "a\x00", "a\udcff", "", "long-word-and-more", "LONG-WORD"]
+    assert g.ids(queries).tolist() == [0, 3, -1, -1, -1, -1, 4]
+    assert g.words == tuple(words) and len(g) == 5 and "A" in g and "c" not in g
+
+
+def test_damaged_sorted_index_is_rebuilt(tmp_path):
+    env = {**os.environ, "NER_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO_ROOT)}
+    run = [
+        sys.executable,
+        "-c",
+        "from ner.data.glove import load_glove; print(load_glove().id('paris'))",
+    ]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    (keys,) = (tmp_path / "cache" / "glove").glob("*.keys.npy")
+    keys.write_bytes(keys.read_bytes()[:-64] + b"z" * 64)  # same size, new content and mtime
+    again = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert again.stdout == first.stdout and int(first.stdout) >= 0
