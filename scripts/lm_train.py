@@ -214,6 +214,7 @@ def main() -> None:
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--sample-temperature", type=float, default=0.8, help="generator metrics")
     args = p.parse_args()
 
     torch.set_num_threads(1)
@@ -385,6 +386,34 @@ def export(args, model, featurizer, corpus, metrics, config) -> None:
     )  # fmt: skip
     size = sum(f.stat().st_size for f in Path(out).iterdir())
     print(f"exported {out} ({size / 2**20:.2f} MiB)")
+    sampled = sample_metrics(args, out)
+    if sampled:  # measured on the exported bundle: export once more with them in the card
+        metrics.update(sampled)
+        card["metrics"] = metrics
+        export_language_model(
+            model, args.out, featurizer=featurizer, tokenizer=corpus["tokenizer"],
+            max_length=corpus["max_length"], classes=classes, name=name, version=args.version,
+            card=card,
+        )  # fmt: skip
+        print(json.dumps(sampled, indent=1))
+
+
+def sample_metrics(args, out: Path) -> dict:
+    """Metrics of samples from the exported bundle (scripts/lm_eval.py): dinosaur-name novelty,
+    or the SST-2 classifier's reading of class-conditioned samples (when models/sst2-en exists)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import lm_eval
+
+    ns = argparse.Namespace(model=str(out), samples=1000, temperature=1.0, top_p=1.0)
+    if args.corpus == "dinos":
+        found = lm_eval.dinos(ns)
+        return {k: v for k, v in found.items() if k.endswith("share") or k == "examples"}
+    classifier = ROOT / "models" / "sst2-en"
+    if args.conditioning != "none" and classifier.is_dir():
+        ns.samples, ns.temperature, ns.classifier = 200, args.sample_temperature, str(classifier)
+        found = lm_eval.generator(ns)
+        return {f"classifier_{k}": v for k, v in found.items()}
+    return {}
 
 
 if __name__ == "__main__":
