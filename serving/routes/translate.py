@@ -49,7 +49,7 @@ def build_translate_schema(settings: Settings, names: tuple[str, ...]) -> Reques
         """Translate one text."""
 
         model_config = _STRICT
-        text: text_t
+        text: text_t  # type: ignore[valid-type]
         model: model_type(names)  # type: ignore[valid-type]
         beam_size: int = Field(
             default=1, ge=1, le=MAX_BEAM, description="1: greedy search; more: beam search."
