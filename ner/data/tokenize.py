@@ -349,8 +349,27 @@ def tokens_from_words(words: Sequence[str]) -> tuple[str, list[Token]]:
         ValueError: a word is empty or contains whitespace (it could not be a token).
         TypeError: a word is not a ``str``.
     """
+    words = list(words)
+    try:
+        text = " ".join(words)
+    except TypeError:
+        _check_words(words)  # raises for the first bad word
+        raise
+    # str.split() cuts at exactly the characters str.isspace() accepts and drops empty pieces, so
+    # the words come back unchanged iff none is empty or holds white space (checked in C).
+    if text.split() != words:
+        _check_words(words)
     tokens: list[Token] = []
     start = 0
+    for word in words:
+        end = start + len(word)
+        tokens.append(Token(word, start, end))
+        start = end + 1
+    return text, tokens
+
+
+def _check_words(words: Sequence[object]) -> None:
+    """Raise the error for the first word that is not a non-empty str without white space."""
     for i, word in enumerate(words):
         if not isinstance(word, str):
             raise TypeError(f"word {i} is {type(word).__name__}, expected str")
@@ -358,6 +377,3 @@ def tokens_from_words(words: Sequence[str]) -> tuple[str, list[Token]]:
             raise ValueError(f"word {i} is empty")
         if any(ch.isspace() for ch in word):
             raise ValueError(f"word {i} ({word!r}) contains whitespace")
-        tokens.append(Token(word, start, start + len(word)))
-        start += len(word) + 1
-    return " ".join(words), tokens

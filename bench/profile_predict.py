@@ -1,0 +1,217 @@
+"""Where the time of tagging a CoNLL file goes: start-up, ONNX Runtime and the Python around it.
+
+Each repetition is a fresh process that does what ``ner predict`` does (import, load the bundle,
+read the file, tag, write the conlleval layout) with timers around the phases, so the numbers
+add up to the whole process. Within tagging it separates ONNX Runtime (``Predictor.emissions``)
+from the per-token Python work: featurisation (``Featurizer.encode``), decoding (Viterbi; for
+``--mode documents`` also forward-backward), label conversion, and for ``--mode documents`` the
+result objects (tokens, entities, span scores). Usage::
+
+    python bench/profile_predict.py [--model DIR] [--input FILE] [--repeats 5] [--threads 1]
+        [--mode tokens|documents] [--cprofile 25] [--markdown FILE]
+
+``--mode tokens`` (default) is ``ner predict``'s path (``Predictor.predict_tokens``, labels
+only); ``--mode documents`` runs ``Predictor.predict`` on the same sentences as word lists (what
+the HTTP API returns per token and entity). ``--cprofile N`` prints the N most expensive
+functions of one extra run. The report gives medians over the repetitions and the target ratio
+(per-token Python work / ONNX Runtime time, issue 15: at most 30%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PHASES = (
+    *("import", "load", "read"),
+    *("featurize", "onnxruntime", "decode", "labels", "other"),
+    "write",
+)
+PYTHON_WORK = ("featurize", "decode", "labels", "other")
+"""The per-token Python work around ONNX Runtime (the issue's ratio)."""
+
+
+def _timed(acc: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, batch: int) -> dict:
+    """One process's phases in seconds (run in a fresh interpreter by :func:`main`)."""
+    t0 = time.perf_counter()
+    import ner.predict as predict_mod
+    from ner.cli import _read_items
+    from ner.data.conll import Sentence, write_conll
+    from ner.features import Featurizer
+    from ner.tasks import load
+
+    acc = dict.fromkeys(PHASES, 0.0)
+    acc["import"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    predictor = load(model, "onnx", threads=threads, task="ner")
+    acc["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    items = _read_items(input_path)
+    sentences = [item for item in items if isinstance(item, Sentence)]
+    acc["read"] = time.perf_counter() - t
+
+    # Timers around the parts; class and module attributes, restored by the process exiting.
+    Featurizer.encode = _timed(acc, "featurize", Featurizer.encode)  # type: ignore[method-assign]
+    predictor.emissions = _timed(acc, "onnxruntime", predictor.emissions)
+    for name in ("viterbi", "decode_batch", "scale_emissions"):
+        if hasattr(predict_mod, name):
+            setattr(predict_mod, name, _timed(acc, "decode", getattr(predict_mod, name)))
+    predict_mod.convert = _timed(acc, "labels", predict_mod.convert)
+    t = time.perf_counter()
+    if mode == "tokens":
+        predicted = predictor.predict_tokens([s.tokens for s in sentences], "iob1", batch)
+    else:
+        docs = predictor.predict([list(s.tokens) for s in sentences], batch)
+        predicted = [[tok.label for tok in doc.tokens] for doc in docs]
+    tagging = time.perf_counter() - t
+    timed = sum(acc[k] for k in ("featurize", "onnxruntime", "decode", "labels"))
+    acc["other"] = tagging - timed
+    t = time.perf_counter()
+    rows = iter(predicted)
+    write_conll(
+        output,
+        ([[tok, p] for tok, p in zip(s.tokens, next(rows), strict=True)] for s in sentences),
+    )
+    acc["write"] = time.perf_counter() - t
+    acc["tokens"] = sum(len(s) for s in sentences)
+    acc["sentences"] = len(sentences)
+    return acc
+
+
+def run_child(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--model",
+        str(args.model),
+        "--input",
+        str(args.input),
+        "--output",
+        str(out),
+        "--mode",
+        args.mode,
+        "--threads",
+        str(args.threads),
+        "--batch-size",
+        str(args.batch_size),
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"profile_predict: child failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process"] = wall
+    return result
+
+
+def report(runs: Sequence[dict], args: argparse.Namespace) -> str:
+    med = {k: statistics.median(r[k] for r in runs) for k in (*PHASES, "process")}
+    python = sum(med[k] for k in PYTHON_WORK)
+    ort = med["onnxruntime"]
+    tokens = int(runs[0]["tokens"])
+    lines = [
+        f"`python bench/profile_predict.py --mode {args.mode} --repeats {args.repeats} "
+        f"--threads {args.threads}` on `{args.input.name}` ({tokens} tokens), "
+        f"median seconds of {args.repeats} fresh processes:",
+        "",
+        "| phase | s | share of process |",
+        "|---|---:|---:|",
+    ]
+    for k in (*PHASES, "process"):
+        lines.append(f"| {k} | {med[k]:.3f} | {100 * med[k] / med['process']:.0f}% |")
+    startup = med["process"] - sum(med[k] for k in PHASES if k not in ("import", "load"))
+    lines += [
+        "",
+        f"- Start-up before the first sentence (interpreter + import + load): {startup:.3f} s",
+        f"- Per-token Python work ({' + '.join(PYTHON_WORK)}): {python:.3f} s = "
+        f"{100 * python / ort:.0f}% of ONNX Runtime's {ort:.3f} s (target: at most 30%)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def profile_once(args: argparse.Namespace, out: Path) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    child(args.model, args.input, out, args.mode, args.threads, args.batch_size)
+    profiler.disable()
+    buffer = io.StringIO()
+    pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(args.cprofile)
+    return buffer.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ner.settings import data_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "conll2003-en")
+    parser.add_argument("--input", type=Path, default=data_dir() / "conll2003" / "dev.txt")
+    parser.add_argument("--output", type=Path, default=None, help="(child) where to write")
+    parser.add_argument("--mode", choices=("tokens", "documents"), default="tokens")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cprofile", type=int, default=0, help="top N functions of one more run")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.child:
+        result = child(
+            args.model, args.input, args.output, args.mode, args.threads, args.batch_size
+        )
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    import tempfile
+
+    from ner.fileio import atomic_open
+
+    env = {**os.environ, **dict.fromkeys(_THREAD_VARS, str(args.threads))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory(prefix="profile-predict-") as tmp:
+        out = Path(tmp) / "out.txt"
+        run_child(args, env, out)  # warm-up: page cache, GloVe index cache, bytecode
+        runs = [run_child(args, env, out) for _ in range(args.repeats)]
+        text = report(runs, args)
+        if args.cprofile:
+            text += "\n```\n" + profile_once(args, out) + "```\n"
+    sys.stdout.write(text)
+    if args.markdown:
+        with atomic_open(args.markdown) as fh:
+            fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
