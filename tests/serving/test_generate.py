@@ -236,3 +236,38 @@ def test_schemathesis_language_model_routes(lm_dirs: dict[str, Path], tmp_path: 
     # (a warning that /v1/score rejects most random texts is expected: unseen characters)
     assert re.search(r"(\d+) generated, \1 passed", report), report[-3000:]
     assert re.search(r"Tested: 2\b", report), report[-3000:]
+
+
+NO_TORCH = """
+import json, sys
+from fastapi.testclient import TestClient
+import serving.main
+from serving.settings import Settings
+
+app = serving.main.create_app(Settings(models=sys.argv[1:]))
+with TestClient(app) as client:
+    gen = client.post("/v1/generate", json={"n": 4, "seed": 0, "max_length": 20})
+    score = client.post("/v1/score", json={"text": "rex"})
+    assert gen.status_code == score.status_code == 200, (gen.text, score.text)
+HEAVY = ("torch", "lightning", "pytorch_lightning", "training")
+print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
+"""
+
+
+def test_sampling_and_scoring_never_import_torch(lm_dirs: dict[str, Path]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.serving.support import REPO_ROOT, server_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *(str(p) for p in lm_dirs.values())],
+        cwd=REPO_ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
