@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--word-dropout", type=float, default=0.1, help="P(word -> UNK) in training")
     p.add_argument("--finetune", type=int, default=1, help="learn the GloVe delta (1) or not (0)")
     p.add_argument("--delta-decay", type=float, default=0.0, help="L2 on the GloVe delta")
+    p.add_argument("--delta-lr", type=float, default=1.0, help="GloVe delta lr, times --lr")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epochs", type=int, default=12)
@@ -169,7 +170,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     delta = [p for n, p in model.named_parameters() if n.startswith("inputs.words.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("inputs.words.")]
     optimizer = torch.optim.Adam(
-        [{"params": rest}, {"params": delta, "weight_decay": args.delta_decay}], lr=args.lr
+        [
+            {"params": rest},
+            {"params": delta, "weight_decay": args.delta_decay, "lr": args.lr * args.delta_lr},
+        ],
+        lr=args.lr,
     )
     history, snapshots = [], []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})

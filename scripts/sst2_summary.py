@@ -1,0 +1,48 @@
+"""Summarise scripts/sst2_train.py JSON lines: dev accuracy per setting over seeds (mean, std,
+min-max).
+
+    .venv/bin/python scripts/sst2_summary.py runs/sst2/pooling.jsonl --by pooling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("log", type=Path)
+    p.add_argument("--by", nargs="+", default=["pooling"])
+    p.add_argument("--rows", action="store_true", help="one line per run too")
+    args = p.parse_args()
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for line in args.log.read_text().splitlines():
+        r = json.loads(line)
+        groups[tuple(r["args"][k] for k in args.by)].append(r)
+        if args.rows:
+            a = r["args"]
+            curve = " ".join(f"{h['dev_acc']:.3f}" for h in r["history"])
+            print(
+                f"{[a[k] for k in args.by]} seed {a['seed']}: best {r['best_dev_acc']:.4f} "
+                f"(epoch {r['best_epoch']}), avg-last {r['average_dev_acc']:.4f}, "
+                f"T {r['temperature']:.2f}, {r['train_seconds']:.0f}s | {curve}"
+            )
+    print("| " + " | ".join(args.by) + " | seeds | best epoch: mean ± sd (min-max) |"
+          " last-epochs average: mean ± sd (min-max) |")
+    print("|" + " --- |" * (len(args.by) + 3))
+    for key, runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        cells = []
+        for field in ("best_dev_acc", "average_dev_acc"):
+            xs = [100 * r[field] for r in runs]
+            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            cells.append(f"{statistics.mean(xs):.2f} ± {sd:.2f} ({min(xs):.2f}-{max(xs):.2f})")
+        seeds = ",".join(str(r["args"]["seed"]) for r in runs)
+        print("| " + " | ".join(map(str, key)) + f" | {seeds} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
