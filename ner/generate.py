@@ -365,10 +365,18 @@ class LanguageModelPredictor(TaskPredictor):
             GenerationError: a setting out of range, unseen characters in the prefix, a class
                 the model does not know.
         """
-        return [detokenize(self.tokenizer, s) for s in self.generate_tokens(
-            n, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, seed=seed,
-            max_length=max_length, allow_unk=allow_unk, class_=class_,
-        )]  # fmt: skip
+        samples = self.generate_tokens(
+            n,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            prefix=prefix,
+            seed=seed,
+            max_length=max_length,
+            allow_unk=allow_unk,
+            class_=class_,
+        )
+        return [detokenize(self.tokenizer, s) for s in samples]
 
     def generate_tokens(
         self,

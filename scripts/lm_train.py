@@ -184,6 +184,31 @@ def eval_stream(model, ids: np.ndarray, segments: int = 16, chunk: int = 256) ->
     return nats, per * segments
 
 
+@torch.no_grad()
+def class_metrics(model, vocab, featurizer, sentences, labels, batch=128) -> dict:
+    """How much the class tells the conditional model: dev accuracy of the generative
+    classifier argmax_c P(x | c) (equal priors) and the mean log-likelihood ratio
+    log P(x | own class) - log P(x | other class), in nats per sentence."""
+    model.eval()
+    per_class = []
+    for c in (0, 1):
+        scores = []
+        for i in range(0, len(sentences), batch):
+            chunk = sentences[i : i + batch]
+            x, y, lengths, classes, g = sequence_batch(vocab, featurizer, chunk, [c] * len(chunk))
+            scores.append(token_log_probs(model(x, lengths, classes, g), y, lengths).sum(1))
+        per_class.append(torch.cat(scores))
+    both = torch.stack(per_class, dim=1)  # (N, 2)
+    gold = torch.tensor(labels)
+    own = both.gather(1, gold[:, None]).squeeze(1)
+    other = both.gather(1, (1 - gold)[:, None]).squeeze(1)
+    model.train()
+    return {
+        "dev_generative_accuracy": float((both.argmax(1) == gold).float().mean()),
+        "dev_class_log_ratio": float((own - other).mean()),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -362,6 +387,10 @@ def main() -> None:
         metrics["baseline_nats_per_token"] = nats / n
         metrics["baseline_bits_per_token"] = nats / n / math.log(2)
         metrics["baseline_perplexity"] = math.exp(nats / n)
+    if config.conditional:
+        metrics.update(
+            class_metrics(model, vocab, featurizer, corpus["eval"], corpus["eval_labels"])
+        )
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics, indent=1))
     if args.out:
