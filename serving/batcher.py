@@ -137,6 +137,8 @@ class MicroBatcher:
         self._jobs: deque[_Job] = deque()
         self._queued_cost = 0
         self._queued_items = 0
+        self._reserved = 0  # estimated work of admitted requests still being prepared
+        self._reservations = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -148,8 +150,8 @@ class MicroBatcher:
 
     @property
     def queued_tokens(self) -> int:
-        """The cost of the items waiting."""
-        return self._queued_cost
+        """The cost of the items waiting, and the reserved cost of requests being prepared."""
+        return self._queued_cost + self._reserved
 
     def start(self) -> None:
         """Start the worker task on the running loop."""
@@ -168,20 +170,45 @@ class MicroBatcher:
             await self._task
             self._task = None
 
-    async def submit(self, items: Items) -> list[Any]:
+    def reserve(self, cost: int) -> int:
+        """Admit a request by an estimate of its work before it is prepared; returns ``cost``.
+
+        The reserved work counts against ``max_queued_tokens`` until it is submitted (pass
+        the result as ``submit(..., reserved=)``) or released with :meth:`release`, so that
+        requests being prepared at the same time cannot all pass an empty queue.
+
+        Raises:
+            QueueFull: admitting it would pass ``queue_size`` or ``max_queued_tokens``.
+        """
+        self._admit(cost)
+        self._reserved += cost
+        self._reservations += 1
+        return cost
+
+    def release(self, reserved: int) -> None:
+        """Give back a reservation that will not be submitted."""
+        self._reserved -= reserved
+        self._reservations -= 1
+
+    async def submit(self, items: Items, reserved: int | None = None) -> list[Any]:
         """Run ``items`` (work items) in some batches; one predictor result per item.
+
+        ``reserved``: what :meth:`reserve` returned for this request (it was admitted then).
 
         Raises:
             QueueFull: admitting it would pass ``queue_size`` or ``max_queued_tokens``.
             BatcherClosed: not started, or closing.
             DeadlineExceeded: ``timeout_s`` passed with part of it still queued.
         """
+        if reserved is not None:
+            self.release(reserved)
         if not items:
             return []
         if self._task is None or self._closing or self._wakeup is None:
             raise BatcherClosed(f"model {self.name!r} is not accepting requests")
         costs = [item_cost(item) for item in items]
-        self._admit(sum(costs))
+        if reserved is None:
+            self._admit(sum(costs))
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else float("inf")
         job = _Job(list(items), costs, loop.create_future(), deadline)
@@ -207,11 +234,13 @@ class MicroBatcher:
                 ("queue_size", self.queue_size),
             )
         budget = self.max_queued_tokens
-        if budget is not None and self._jobs and self._queued_cost + cost > budget:
+        waiting = self._queued_cost + self._reserved
+        busy = bool(self._jobs) or self._reservations > 0
+        if budget is not None and busy and waiting + cost > budget:
             self._refuse("work_budget")
             raise QueueFull(
-                f"{self._queued_cost} tokens of work are queued for model {self.name!r} and "
-                f"this request adds {cost} (max_queued_tokens {budget}); retry shortly",
+                f"{waiting} tokens of work are queued for model {self.name!r} and this "
+                f"request adds about {cost} (max_queued_tokens {budget}); retry shortly",
                 ("max_queued_tokens", budget),
             )
 

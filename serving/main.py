@@ -6,8 +6,9 @@ failure stops start-up (``StartupError``), so the server is never half-ready. ``
 200 only after that, and back to 503 as soon as shutdown begins.
 
 :data:`ROUTES` is the one list of route modules. A task route module has ``ENDPOINTS``
-(``serving.requests.Endpoint``: path, task, request schema) and ``batch_fn(predictor)``, the
-micro-batcher's call for a model of its task; everything else is shared.
+(``serving.requests.Endpoint``: path, task, request schema), ``batch_fn(predictor)``, the
+micro-batcher's call for a model of its task, and optionally ``warmup()``, run at start-up when a
+model of its task is loaded; everything else is shared.
 
 Run it with ``ner serve`` (serving.cli) or ``uvicorn --factory serving.main:create_app``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -44,6 +46,8 @@ from serving.settings import Settings, get_settings
 from serving.shutdown import drain_on_signals
 
 log = logging.getLogger("serving")
+
+SWITCH_INTERVAL_S = 0.001
 
 ROUTES: tuple[ModuleType, ...] = (tag, classify, generate, translate, models, health, metrics)
 """Every route module, in the order the API docs show them."""
@@ -113,6 +117,11 @@ async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegi
     app.state.registry = registry
     app.state.schemas = {e.path: e.build_schema(settings, e.names(registry)) for e in endpoints()}
     app.openapi_schema = None
+    if settings.warmup:
+        for module in ROUTES:
+            tasks = {e.task for e in getattr(module, "ENDPOINTS", ())}
+            if hasattr(module, "warmup") and tasks & set(registry.tasks()):
+                await asyncio.to_thread(module.warmup)
     for model in registry.models.values():
         model.batcher.start()
         if settings.warmup:
@@ -172,10 +181,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The event loop shares the GIL with the inference and preparation threads; a waiting
+        # thread takes the GIL after this interval (default 5 ms), so a shorter one keeps
+        # /healthz and small requests answered while large ones are prepared.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         app.state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-infer")
-        # one thread for the Python-heavy planning and answers of large requests, so that
-        # the event loop competes for the GIL with two threads at most
+        # Python-heavy work of large requests, off the event loop: one thread prepares them
+        # (splits texts into sentences), another builds answers, so that an answer never
+        # waits behind the preparation of requests that came later
         app.state.prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-prep")
+        app.state.answer_executor = ThreadPoolExecutor(1, thread_name_prefix="ner-answer")
         try:
             try:
                 await _start(app, predictors)
@@ -191,6 +206,7 @@ def create_app(
             await _stop(app)
             app.state.executor.shutdown(wait=True)
             app.state.prep_executor.shutdown(wait=True)
+            app.state.answer_executor.shutdown(wait=True)
             app.state.metrics.close()
 
     app = FastAPI(

@@ -19,7 +19,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -110,6 +110,8 @@ class Accepted:
     model: ServedModel
     large: bool = False
     """A body over ``OFF_LOOP_BYTES``: its planning and its answer are made off the loop."""
+    reserved: list[int] = field(default_factory=list)
+    """The work reserved by :meth:`admit` (at most one entry), handed to the batcher by infer."""
 
     @property
     def settings(self) -> Settings:
@@ -120,22 +122,35 @@ class Accepted:
         """``{"name", "version"}`` of the answering model, for the response."""
         return {"name": self.model.name, "version": self.model.version}
 
-    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``: for a large request in the app's preparation thread, else here.
+    def admit(self, estimate: int) -> None:
+        """Reserve ``estimate`` tokens of work before preparing the request; 503 if over budget.
+
+        Routes call it before the costly part (splitting texts into sentences), so that an
+        overloaded server refuses at once instead of after preparing the request.
+        """
+        try:
+            self.reserved.append(self.model.batcher.reserve(max(1, estimate)))
+        except QueueFull as e:
+            raise _overloaded(self.settings, e) from None
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any, answer: bool = False) -> T:
+        """``fn(*args)``: for a large request in the app's preparation thread (``answer``: its
+        answer thread), else here.
 
         Splitting 64 long texts into sentences or building their answer takes seconds of
         Python; on the event loop it would hold up every other request, /healthz included.
         """
         if not self.large:
             return fn(*args)
-        executor = self.request.app.state.prep_executor
+        state = self.request.app.state
+        executor = state.answer_executor if answer else state.prep_executor
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     async def respond(self, body: dict[str, Any]) -> Response:
         """The JSON answer; a large one is serialised off the loop, one item at a time."""
         if not self.large:
             return SafeJSONResponse(body)
-        content = await self.off_loop(render_json, body)
+        content = await self.off_loop(render_json, body, answer=True)
         return Response(content, media_type="application/json")
 
 
@@ -177,7 +192,13 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
         except ValidationError as e:
             raise validation_error(e, data, settings, schema) from None
         model = select_model(models, getattr(parsed, "model", None), endpoint)
-        yield Accepted(request, data, parsed, model, large=len(body) > OFF_LOOP_BYTES)
+        accepted = Accepted(request, data, parsed, model, large=len(body) > OFF_LOOP_BYTES)
+        try:
+            yield accepted
+        except BaseException:
+            for reserved in accepted.reserved:
+                model.batcher.release(reserved)
+            raise
 
 
 def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
@@ -226,10 +247,11 @@ async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
     """The model's results for ``items`` (micro-batched); 503 + Retry-After when it cannot."""
     settings = req.settings
     retry = {"Retry-After": str(settings.retry_after_s)}
+    reserved = req.reserved.pop() if req.reserved else None
     try:
-        return await req.model.batcher.submit(list(items))
+        return await req.model.batcher.submit(list(items), reserved=reserved)
     except QueueFull as e:
-        raise ApiError(503, "overloaded", str(e), limit=e.limit, headers=retry) from None
+        raise _overloaded(settings, e) from None
     except DeadlineExceeded as e:
         message = f"the server is overloaded: the request was {e}; retry shortly"
         raise ApiError(503, "timeout", message, headers=retry) from None
@@ -237,6 +259,16 @@ async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
         raise ApiError(
             503, "not_ready", "the server is shutting down; retry shortly", headers=retry
         ) from None
+
+
+def _overloaded(settings: Settings, error: QueueFull) -> ApiError:
+    retry = {"Retry-After": str(settings.retry_after_s)}
+    return ApiError(503, "overloaded", str(error), limit=error.limit, headers=retry)
+
+
+def estimate_tokens(texts: Sequence[str]) -> int:
+    """A quick lower bound of the tokens in ``texts``: their white-space separated words."""
+    return sum(len(text.split()) for text in texts)
 
 
 # ---------------------------------------------------------------------------------------------

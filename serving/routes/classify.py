@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from serving.batcher import PredictFn
-from serving.requests import RESPONSES, Endpoint, accept, infer
+from serving.requests import RESPONSES, Endpoint, accept, estimate_tokens, infer
 from serving.schemas import (
     ModelRef,
     RequestLimits,
@@ -137,6 +137,7 @@ async def classify(request: Request) -> Response:
     async with accept(request, ENDPOINTS[0]) as req:
         documents = getattr(req.parsed, "documents", None)
         texts = [req.parsed.text] if documents is None else [d.text for d in documents]
+        req.admit(estimate_tokens(texts))
         tokenize = req.model.predictor.tokenize
         items = await req.off_loop(lambda: [tokenize(text) for text in texts])
     results = [_result(r) for r in await infer(req, items)]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.batcher import PredictFn
-from serving.requests import RESPONSES, Endpoint, accept, infer
+from serving.requests import RESPONSES, Endpoint, accept, estimate_tokens, infer
 from serving.schemas import (
     BatchResponse,
     RequestLimits,
@@ -44,6 +44,19 @@ def batch_fn(predictor: Any) -> PredictFn:
     return predict
 
 
+def warmup() -> None:
+    """Split a text once: the tokenizer compiles its character classes on first use (~1.5 s)."""
+    plan_text("Dr. Smith met Ms. Jones in St. Louis. They talked.", 16)
+
+
+def _estimate(parsed: Any) -> int:
+    """Tokens of a validated request, at least (words of texts, given tokens)."""
+    documents = getattr(parsed, "documents", None)
+    items = [parsed] if documents is None else documents
+    texts = [item.text for item in items if hasattr(item, "text")]
+    return estimate_tokens(texts) + sum(len(i.tokens) for i in items if hasattr(i, "tokens"))
+
+
 def _plans(parsed: Any, max_tokens: int) -> tuple[list[DocumentPlan], bool]:
     """The document plans of a validated request, and whether it was a batch."""
     documents = getattr(parsed, "documents", None)
@@ -70,10 +83,11 @@ async def tag(request: Request) -> Response:
     joined by single spaces), so that `text[start:end] == token.text`.
     """
     async with accept(request, ENDPOINTS[0]) as req:
+        req.admit(_estimate(req.parsed))
         plans, batch = await req.off_loop(_plans, req.parsed, req.settings.max_tokens)
         sentences = [s for plan in plans for s in plan.sentences()]
     tagged = await infer(req, sentences)
-    documents = await req.off_loop(_documents, plans, tagged)
+    documents = await req.off_loop(_documents, plans, tagged, answer=True)
     ref = req.model_ref
     body = {"model": ref, "results": documents} if batch else {"model": ref, **documents[0]}
     return await req.respond(body)
