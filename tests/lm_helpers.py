@@ -60,7 +60,7 @@ def train_tiny_lm(
         inputs=InputConfig(
             vocab_size=len(vocab),
             word_input=word_input,  # type: ignore[arg-type]
-            word_dim=8,
+            word_dim=50 if word_input == "glove" else 8,
             char_encoder="none",
             casing_dim=0,
             dropout=0.1,
@@ -71,21 +71,24 @@ def train_tiny_lm(
         class_dim=4,
         conditioning=conditioning or "both",  # type: ignore[arg-type]
     )
-    model = LanguageModel(config)
+    model = LanguageModel.build(config)  # with the installed GloVe table for glove inputs
+    featurizer = Featurizer(vocab, None, word_input == "glove")
     x, y, lengths = (torch.from_numpy(a) for a in pad_batch([encode(vocab, s) for s in sequences]))
+    glove_ids = torch.zeros_like(x)
+    glove_ids[:, 1:] = torch.from_numpy(featurizer.encode(sequences).glove_ids)[:, : x.shape[1] - 1]
     class_ids = torch.tensor(labels) if conditional else None
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        sequence_loss(model(x, lengths, class_ids), y, lengths).backward()
+        sequence_loss(model(x, lengths, class_ids, glove_ids), y, lengths).backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if name.startswith("inputs.words."):
+            if name.startswith("inputs.words.") and tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
-    return model, Featurizer(vocab), tokenizer, sequences, labels
+    return model, featurizer, tokenizer, sequences, labels
 
 
 def export_tiny_lm(model: Any, featurizer: Any, tokenizer: str, out_dir: Any) -> Path:

@@ -87,6 +87,23 @@ def test_conditional_score_equals_the_torch_model(tmp_path, conditioning):
     assert np.mean(np.asarray(own) > 0) > 0.5
 
 
+def test_glove_word_model_scores_equal_the_torch_model(tmp_path):
+    from ner.data.glove import load_glove
+
+    model, featurizer, tokenizer, sequences, _ = train_tiny_lm("word", word_input="glove", steps=10)
+    predictor = load(export_tiny_lm(model, featurizer, tokenizer, tmp_path / "glove"))
+    assert predictor.featurizer.use_glove
+    glove = load_glove()
+    for tokens in [sequences[0], ["a", "superb", "film"]]:  # "superb": GloVe only
+        x, y = lm.encode(predictor.vocab, tokens)
+        g = [0, *(glove.id(t) + 1 for t in tokens)][: len(x)]
+        with torch.no_grad():
+            logits = model(torch.tensor([x]), torch.tensor([len(x)]), None, torch.tensor([g]))
+            want = float(token_log_probs(logits, torch.tensor([y]), torch.tensor([len(x)])).sum())
+        got = predictor.score_tokens([tokens])[0].log_prob
+        assert got == pytest.approx(want, abs=1e-4)
+
+
 def test_token_scores_sum_to_the_total_and_end_with_eos(char_lm):
     _, path, _ = char_lm
     score = load(path).score(["stegosaurus"])[0]
