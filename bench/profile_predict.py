@@ -8,18 +8,24 @@ from the per-token Python work: featurisation (``Featurizer.encode``), decoding 
 result objects (tokens, entities, span scores). Usage::
 
     python bench/profile_predict.py [--model DIR] [--input FILE] [--repeats 5] [--threads 1]
-        [--mode tokens|documents] [--cprofile 25] [--markdown FILE]
+        [--mode tokens|documents] [--cprofile 25] [--int8] [--markdown FILE]
 
 ``--mode tokens`` (default) is ``ner predict``'s path (``Predictor.predict_tokens``, labels
 only); ``--mode documents`` runs ``Predictor.predict`` on the same sentences as word lists (what
 the HTTP API returns per token and entity). ``--cprofile N`` prints the N most expensive
 functions of one extra run. The report gives medians over the repetitions and the target ratio
 (per-token Python work / ONNX Runtime time, issue 15: at most 30%).
+
+``--int8`` measures a lever that is not shipped because it changes labels: the bundle's graph with
+its LSTMs quantised to int8 by ONNX Runtime's dynamic quantisation (``DynamicQuantizeLSTM``; needs
+the ``onnx`` package of the train extra). It reports ONNX Runtime's time on the input for both
+graphs (alternating, in one process), the dev entity F1 of each and how many labels change.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import cProfile
 import io
 import json
@@ -67,7 +73,7 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
     from ner.features import Featurizer
     from ner.tasks import load
 
-    acc = dict.fromkeys(PHASES, 0.0)
+    acc = dict.fromkeys((*PHASES, "vectors"), 0.0)
     acc["import"] = time.perf_counter() - t0
     t = time.perf_counter()
     predictor = load(model, "onnx", threads=threads, task="ner")
@@ -80,6 +86,10 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
     # Timers around the parts; class and module attributes, restored by the process exiting.
     Featurizer.encode = _timed(acc, "featurize", Featurizer.encode)  # type: ignore[method-assign]
     predictor.emissions = _timed(acc, "onnxruntime", predictor.emissions)
+    # Word vectors are looked up in NumPy inside emissions(): featurisation, not ONNX Runtime.
+    import ner.tasks.inputs as inputs_mod
+
+    inputs_mod.word_vectors = _timed(acc, "vectors", inputs_mod.word_vectors)
     for name in ("viterbi", "decode_batch", "scale_emissions"):
         if hasattr(predict_mod, name):
             setattr(predict_mod, name, _timed(acc, "decode", getattr(predict_mod, name)))
@@ -91,6 +101,8 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
         docs = predictor.predict([list(s.tokens) for s in sentences], batch)
         predicted = [[tok.label for tok in doc.tokens] for doc in docs]
     tagging = time.perf_counter() - t
+    acc["onnxruntime"] -= acc["vectors"]
+    acc["featurize"] += acc.pop("vectors")
     timed = sum(acc[k] for k in ("featurize", "onnxruntime", "decode", "labels"))
     acc["other"] = tagging - timed
     t = time.perf_counter()
@@ -168,6 +180,69 @@ def profile_once(args: argparse.Namespace, out: Path) -> str:
     return buffer.getvalue()
 
 
+def int8_report(args: argparse.Namespace, tmp: Path) -> str:
+    """ONNX Runtime time, entity F1 and changed labels: the shipped graph against int8 LSTMs."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ner.bundle import OnnxGraphs
+    from ner.data.conll import read_conll
+    from ner.data.schemes import convert
+    from ner.metrics import entity_scores
+    from ner.tasks import load
+
+    predictor = load(args.model, "onnx", threads=args.threads, task="ner")
+    runtime = predictor.bundle._runtime
+    int8_path = tmp / "model.int8.onnx"
+    quantize_dynamic(
+        args.model / "model.onnx",
+        int8_path,
+        op_types_to_quantize=["LSTM"],
+        weight_type=QuantType.QInt8,
+    )
+    sessions = {
+        "shipped (float32)": runtime.sessions["emissions"],
+        "int8 LSTM": OnnxGraphs.session(int8_path, args.threads),
+    }
+    gold_sentences = read_conll(args.input)
+    sentences = [s.tokens for s in gold_sentences]
+    gold = [convert(list(s.labels or ()), "iob1", "iob2") for s in gold_sentences]
+    feeds = [
+        predictor.inputs.encode([list(sentences[i]) for i in batch])
+        for batch in predictor._batches(sentences, args.batch_size)
+    ]
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(args.repeats):
+        for name, session in sessions.items():
+            names = [i.name for i in session.get_inputs()]
+            start = time.perf_counter()
+            for feed in feeds:
+                session.run(["emissions"], {n: feed[n] for n in names})
+            times[name].append(time.perf_counter() - start)
+    labels = {}
+    for name, session in sessions.items():
+        runtime.sessions["emissions"] = session
+        labels[name] = predictor.predict_tokens(sentences, "iob2", args.batch_size)
+    base = statistics.median(times["shipped (float32)"])
+    lines = [
+        f"`python bench/profile_predict.py --int8 --repeats {args.repeats} --threads "
+        f"{args.threads}` on `{args.input.name}`: ONNX Runtime alone, median of {args.repeats}:",
+        "",
+        "| graph | ONNX Runtime (s) | speed-up | dev F1 | labels changed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    shipped = labels["shipped (float32)"]
+    for name in sessions:
+        med = statistics.median(times[name])
+        f1 = entity_scores(gold, labels[name], scheme="iob2").micro.f1
+        changed = sum(
+            a != b
+            for x, y in zip(labels[name], shipped, strict=True)
+            for a, b in zip(x, y, strict=True)
+        )
+        lines.append(f"| {name} | {med:.3f} | {base / med:.2f}x | {100 * f1:.4f} | {changed} |")
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ner.settings import data_dir
 
@@ -180,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cprofile", type=int, default=0, help="top N functions of one more run")
+    parser.add_argument("--int8", action="store_true", help="compare int8 LSTMs (not shipped)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the report here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -197,13 +273,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ner.fileio import atomic_open
 
+    # Bytecode as a pip install or the Docker image has it (PYTHONDONTWRITEBYTECODE=1 would
+    # otherwise compile every module in every process).
+    for package in ("ner", "ner_cli"):
+        compileall.compile_dir(REPO_ROOT / package, quiet=1)
     env = {**os.environ, **dict.fromkeys(_THREAD_VARS, str(args.threads))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="profile-predict-") as tmp:
         out = Path(tmp) / "out.txt"
-        run_child(args, env, out)  # warm-up: page cache, GloVe index cache, bytecode
-        runs = [run_child(args, env, out) for _ in range(args.repeats)]
-        text = report(runs, args)
+        if args.int8:
+            text = int8_report(args, Path(tmp))
+        else:
+            run_child(args, env, out)  # warm-up: page cache, GloVe index cache, bytecode
+            runs = [run_child(args, env, out) for _ in range(args.repeats)]
+            text = report(runs, args)
         if args.cprofile:
             text += "\n```\n" + profile_once(args, out) + "```\n"
     sys.stdout.write(text)
