@@ -83,6 +83,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "No loaded model has the requested name, or none of the route's task.",
     },
+    408: {
+        "model": ErrorBody,
+        "description": "The body did not arrive within body_timeout_s (the connection closes).",
+    },
     413: {"model": ErrorBody, "description": "The body is larger than the byte cap."},
     415: {"model": ErrorBody, "description": "The body is not sent as application/json."},
     422: {
@@ -93,7 +97,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "model": ErrorBody,
-        "description": "The queue is full, or the server is starting or stopping.",
+        "description": "Overloaded (the work budget max_queued_tokens or the queue is full, "
+        "or the request's queued work passed request_timeout_s), or the server is starting or "
+        "shutting down.",
         "headers": _RETRY_AFTER,
     },
 }
