@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,8 @@ def _predictor(ns: argparse.Namespace) -> Any:
 def _cmd_predict(ns: argparse.Namespace) -> int:
     from ner.data.conll import Sentence, write_conll
 
+    if _same_file(ns.output, ns.input):  # before the work: it would overwrite the gold data
+        raise CliError(f"{ns.output}: is the --input file; choose another --output")
     items = list(_read_items(ns.input))
     predictor = _predictor(ns)
     sentences = [item for item in items if isinstance(item, Sentence)]
@@ -240,12 +243,15 @@ def _cmd_predict(ns: argparse.Namespace) -> int:
                 yield [list(row) for row in zip(item.tokens, item.labels, pred, strict=True)]
 
     _check_output_dir(ns.output)
-    write_conll(ns.output, blocks())
+    with _writing(ns.output):
+        write_conll(ns.output, blocks())
     print(f"ner: tagged {len(sentences)} sentences ({scheme}) -> {ns.output}", file=sys.stderr)
     return 0
 
 
 def _cmd_tag(ns: argparse.Namespace) -> int:
+    if ns.text is not None and not _is_unicode(ns.text):
+        raise CliError("TEXT is not valid UTF-8 (the shell passed undecodable bytes)")
     predictor = _predictor(ns)
     texts: Iterable[str] = [ns.text] if ns.text is not None else _stdin_lines()
     chunk: list[str] = []
@@ -374,8 +380,44 @@ def _default_scheme(model_scheme: str) -> str:
 
 
 def _stdin_lines() -> Iterator[str]:
-    for line in sys.stdin:
+    """Lines of stdin, decoded strictly: invalid UTF-8 is an error naming the line, never
+    silently replaced (``sys.stdin`` may decode with ``errors="replace"``/``surrogateescape``)."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CliError(
+                f"stdin line {number} is not valid UTF-8 "
+                f"(byte 0x{raw[e.start]:02x} at offset {e.start})"
+            ) from None
         yield line.rstrip("\r\n")
+
+
+def _is_unicode(text: str) -> bool:
+    """No lone surrogates (what undecodable argv bytes become)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Errors while writing ``path`` name ``path``, not the temporary file beside it."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        raise CliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def _print_docs(docs: Iterable[Any]) -> None:
@@ -396,7 +438,7 @@ def _check_output_dir(path: Path) -> None:
 def _write_text_atomic(path: Path, text: str) -> None:
     from ner.fileio import atomic_open
 
-    with atomic_open(path) as fh:
+    with _writing(path), atomic_open(path) as fh:
         fh.write(text)
 
 

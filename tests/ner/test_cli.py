@@ -346,3 +346,45 @@ def test_eval_report_in_process(
         seen["scheme"] == "iob1" and len(seen["gold"]) == len(seen["pred"]) == scores["sentences"]
     )
     assert all(len(g) == len(p) for g, p in zip(seen["gold"], seen["pred"], strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# Clear errors instead of silent damage (issue 16, item 9)
+
+
+def ner_bytes(*args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    """`ner ARGS` with raw bytes on stdin."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "ner_cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+
+
+def test_tag_refuses_invalid_utf8_on_stdin(tiny_bundle: Path) -> None:
+    out = ner_bytes("tag", "--model", str(tiny_bundle), stdin=b"Paris is nice\nParis \xff ok\n")
+    assert out.returncode == 2, out.stderr
+    stderr = out.stderr.decode()
+    assert stderr.startswith("ner: error: stdin line 2 is not valid UTF-8 (byte 0xff"), stderr
+    assert "\ufffd" not in out.stdout.decode() and "Traceback" not in stderr
+
+
+def test_predict_refuses_to_overwrite_its_input(tiny_bundle: Path, tmp_path: Path) -> None:
+    gold = tmp_path / "gold.conll"
+    gold.write_bytes(DEV.read_bytes())
+    same = tmp_path / "sub" / ".." / "gold.conll"
+    (tmp_path / "sub").mkdir()
+    out = ner("predict", "--model", str(tiny_bundle), "--input", str(gold), "--output", str(same))
+    _assert_user_error(out, "is the --input file")
+    assert gold.read_bytes() == DEV.read_bytes()  # the gold file is untouched
+
+
+def test_unwritable_output_names_the_path_given(tiny_bundle: Path) -> None:
+    target = "/proc/ner-out.conll"  # no file can be created there, even by root
+    out = ner("predict", "--model", str(tiny_bundle), "--input", str(DEV), "--output", target)
+    _assert_user_error(out, f"{target}: cannot write")
+    assert ".tmp" not in out.stderr
