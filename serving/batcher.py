@@ -170,6 +170,23 @@ class MicroBatcher:
             await self._task
             self._task = None
 
+    @property
+    def saturated(self) -> bool:
+        """The work budget is used up: any request would be refused."""
+        budget = self.max_queued_tokens
+        busy = bool(self._jobs) or self._reservations > 0
+        return budget is not None and busy and self._queued_cost + self._reserved >= budget
+
+    def refuse_early(self) -> QueueFull:
+        """The error for a request refused before it was read (the budget is used up)."""
+        self._refuse("work_budget")
+        budget = self.max_queued_tokens or 0
+        return QueueFull(
+            f"{self._queued_cost + self._reserved} tokens of work are queued for model "
+            f"{self.name!r} (max_queued_tokens {budget}); retry shortly",
+            ("max_queued_tokens", budget),
+        )
+
     def reserve(self, cost: int) -> int:
         """Admit a request by an estimate of its work before it is prepared; returns ``cost``.
 

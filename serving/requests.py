@@ -188,6 +188,7 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
     models: ModelRegistry = await ready_registry(request)  # 503 unless ready
     settings: Settings = request.app.state.settings
     schema: RequestSchema = request.app.state.schemas[endpoint.path]
+    refuse_early(models, endpoint, settings)
     with request.app.state.arrivals.arriving():
         body = await read_body(request, settings.body_limit())
         data = parse_json(body)
@@ -205,6 +206,17 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
             for reserved in accepted.reserved:
                 model.batcher.release(reserved)
             raise
+
+
+def refuse_early(models: ModelRegistry, endpoint: Endpoint, settings: Settings) -> None:
+    """503 before reading the body when every model of the task has used up its work budget.
+
+    Under a storm of heavy requests, refusing costs the server next to nothing this way,
+    instead of reading, parsing and validating each body only to refuse it.
+    """
+    batchers = [models.models[n].batcher for n in models.names(endpoint.task)]
+    if batchers and all(b.saturated for b in batchers):
+        raise _overloaded(settings, batchers[0].refuse_early())
 
 
 def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
