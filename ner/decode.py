@@ -393,15 +393,16 @@ def _viterbi(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> list[np.nd
         return [np.zeros(0, dtype=np.int64) for _ in range(b)]
     score = trans.start + em[:, 0]  # (B, K)
     backpointers = np.zeros((b, t, k), dtype=np.int64)
-    # Previous tags on the last, contiguous axis: the reductions run along memory. The sums and
+    # Previous tags on the last, contiguous axis: the reduction runs along memory. The sums and
     # the first-maximum tie-break are the same as over (B, K_prev, K).
     into = np.ascontiguousarray(trans.transitions.T)  # (K, K_prev): into[j, i] = trans[i, j]
     active = np.arange(t)[None, :] < lens[:, None]  # (B, T)
+    at_b, at_k = np.arange(b)[:, None], np.arange(k)[None, :]
     for step in range(1, t):
         cand = score[:, None, :] + into  # (B, K, K_prev)
         prev = cand.argmax(axis=2)  # (B, K)
         backpointers[:, step] = prev
-        nxt = np.take_along_axis(cand, prev[..., None], axis=2)[..., 0] + em[:, step]
+        nxt = cand[at_b, at_k, prev] + em[:, step]  # the maximum, picked (cheaper than .max)
         score = np.where(active[:, step, None], nxt, score)
     best = (score + trans.end).argmax(axis=1)  # (B,) last tag of each sentence
     tags = np.zeros((b, t), dtype=np.int64)
