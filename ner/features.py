@@ -132,10 +132,9 @@ class Featurizer:
     def _rows(self, tokens: list[str]) -> np.ndarray:
         """Cache rows ``(N,)`` of ``tokens``, looking up the words not cached yet (lock held)."""
         cache = self._cache
-        get = cache.rows.get
-        rows = [get(w, -1) for w in tokens]
-        if -1 in rows:
-            missing: Sequence[int] = [i for i, r in enumerate(rows) if r < 0]
+        rows: list[int | None] = list(map(cache.rows.get, tokens))
+        if None in rows:
+            missing: Sequence[int] = [i for i, r in enumerate(rows) if r is None]
             new = list(dict.fromkeys(tokens[i] for i in missing))
             short = [w for w in new if len(w) <= CACHED_WORD_CHARS]
             if len(cache) + len(short) > self.cache_size:

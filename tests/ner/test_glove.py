@@ -163,20 +163,24 @@ def test_loads_without_pyarrow_from_the_cache(tmp_path):
 
 
 def test_sorted_keys_first_row_wins_and_odd_queries():
-    words = ["b", "a", "b", "ü", "long-word"]
+    long_word = "x" * (glove_mod.SHORT_KEY_BYTES + 3)
+    words = ["b", "a", "b", "ü", long_word, "y" * glove_mod.SHORT_KEY_BYTES, long_word]
     keys, rows = glove_mod._sorted_keys(words)
-    assert keys.tolist() == [b"a", b"b", b"long-word", "ü".encode()]
-    assert rows.tolist() == [1, 0, 4, 3]
+    assert [k.tolist() for k in keys] == [
+        [b"a", b"b", b"y" * glove_mod.SHORT_KEY_BYTES, "ü".encode()],
+        [long_word.encode()],
+    ]
+    assert [r.tolist() for r in rows] == [[1, 0, 5, 3], [4]]
     g = glove_mod.GloVe(
-        vectors=np.zeros((5, 2), np.float32),
+        vectors=np.zeros((7, 2), np.float32),
         path=Path("x"),
         _keys=keys,
         _rows=rows,
         _words=lambda: words,
     )
-    queries = ["B", "Ü", "a\x00", "a\udcff", "", "long-word-and-more", "LONG-WORD"]
-    assert g.ids(queries).tolist() == [0, 3, -1, -1, -1, -1, 4]
-    assert g.words == tuple(words) and len(g) == 5 and "A" in g and "c" not in g
+    queries = ["B", "Ü", "a\x00", "a\udcff", "", long_word.upper(), long_word + "x", "Y" * 16]
+    assert g.ids(queries).tolist() == [0, 3, -1, -1, -1, 4, -1, 5]
+    assert g.words == tuple(words) and len(g) == 7 and "A" in g and "c" not in g
 
 
 def test_damaged_sorted_index_is_rebuilt(tmp_path):
@@ -187,7 +191,7 @@ def test_damaged_sorted_index_is_rebuilt(tmp_path):
         "from ner.data.glove import load_glove; print(load_glove().id('paris'))",
     ]
     first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
-    (keys,) = (tmp_path / "cache" / "glove").glob("*.keys.npy")
+    (keys,) = (tmp_path / "cache" / "glove").glob("*.keys0.npy")
     keys.write_bytes(keys.read_bytes()[:-64] + b"z" * 64)  # same size, new content and mtime
     again = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
     assert again.stdout == first.stdout and int(first.stdout) >= 0
