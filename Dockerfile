@@ -28,7 +28,7 @@ RUN python -m venv /opt/venv \
 COPY ner ./ner
 COPY serving ./serving
 # The GloVe word index is read from a cache (ner.data.glove) built here, where pyarrow reads the
-# package's parquet index once; pyarrow (~170 MB) then leaves the image, the cache adds ~34 MB.
+# package's parquet index once; pyarrow (~170 MB) then leaves the image, the cache adds ~13 MB.
 ENV NER_CACHE_DIR=/opt/venv/share/rnn-ner
 # No torch (and no pyarrow) may reach this image; pip itself is not needed at run time.
 RUN pip install --no-deps . \
