@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ner.data.conll import read_conll
 from ner.data.schemes import convert
@@ -51,8 +52,8 @@ def test_sizes_are_linked_from_the_data(tiny_run) -> None:
     cli, _ = tiny_run
     data, model = cli.datamodule, cli.model
     config = model.model.config
-    assert config.vocab_size == len(data.featurizer.words)
-    assert config.num_chars == len(data.featurizer.chars)
+    assert config.inputs.vocab_size == len(data.featurizer.words)
+    assert config.inputs.num_chars == len(data.featurizer.chars)
     assert config.num_tags == len(data.labels) == 17  # O + BIOES x 4 types
     assert model.tag_scheme == data.tag_scheme == "bioes"
     assert data.use_glove is False and data.use_chars is True  # linked from model.word_input
@@ -64,7 +65,9 @@ def test_checkpoint_holds_vocab_and_loads_without_pickle(tiny_run) -> None:
     state = ckpt["NerDataModule"]
     assert state["labels"][0] == "O" and state["words"]["itos"][:2] == ["<pad>", "<unk>"]
     assert len(state["files"]["train"]["sha256"]) == 64
-    assert ckpt["rnn_ner"]["tagger_config"]["hidden_size"] == 16
+    entry = ckpt["rnn_ner"]
+    assert entry["task"] == "ner" and entry["config"]["rnn"]["hidden_size"] == 16
+    assert entry["labels"] == state["labels"] and entry["tag_scheme"] == "bioes"
     assert "labels" not in ckpt["hyper_parameters"]  # data-derived: in the data state only
 
 
@@ -76,8 +79,17 @@ def test_print_config(tiny_args, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "hidden_size: 16" in out and "tag_scheme: bioes" in out
     assert "gradient_clip_val: 5.0" in out and "gradient_clip_algorithm: norm" in out
     assert "monitor: val_f1" in out and "save_last: true" in out
-    # Linked (data-derived) values are never typed in a config.
-    assert "vocab_size" not in out and "num_chars" not in out and "labels:" not in out
+    assert "task: ner" in out
+    # Linked (data-derived) values are never typed in a config: the module's own arguments are
+    # linked from the data, and the sizes inside ``arch`` stay 0 placeholders that
+    # ``with_sizes`` fills in from the data when the model is built.
+    config = yaml.safe_load(out)
+    model = config["model"]
+    assert set(model) == {"arch", "optim", "init_from"}
+    assert model["arch"]["num_tags"] == 0
+    assert (model["arch"]["inputs"]["vocab_size"], model["arch"]["inputs"]["num_chars"]) == (0, 0)
+    assert model["optim"]["optimizer"] == "adam" and model["optim"]["lr"] == 0.05
+    assert "labels" not in config["data"] and "labels:" not in out
 
 
 def test_help_shows_argument_docstrings(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,8 +136,8 @@ def _module_predictions(cli) -> list[list[str]]:
 
 
 def test_export_then_predict_matches_the_module(tiny_run, tiny_export, tmp_path: Path) -> None:
-    from ner_cli import main as ner_main
     from ner.predict import Predictor
+    from ner_cli import main as ner_main
 
     cli, tmp = tiny_run
     ckpt = _run_dir(tmp) / "checkpoints" / "last.ckpt"
@@ -157,15 +169,70 @@ def test_export_then_predict_matches_the_module(tiny_run, tiny_export, tmp_path:
     assert len(docs[-1].tokens) == 3
 
 
+def _assert_same_emissions(ckpt_path: Path, bundle: Path) -> None:
+    """The checkpoint's model and the exported bundle give the same emissions on the dev file,
+    on both backends (the model's word table rounded to float16, as the bundle stores it)."""
+    from ner import tasks
+    from training.export import load_checkpoint, model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(ckpt_path))
+    state = model.state_dict()
+    words = [k for k in state if k.startswith("inputs.words.")]
+    assert words
+    model.load_state_dict({k: v.half().float() if k in words else v for k, v in state.items()})
+    sentences = [list(s.tokens) for s in read_conll(FIXTURES / "tiny_dev.conll")]
+    sentences.append(["Zyxwvut", "visited", "Qqqq"])  # unknown words
+    for backend in ("onnx", "torch"):
+        predictor = tasks.load(bundle, backend)
+        assert predictor.config == model.config
+        features = predictor.featurizer.encode(sentences)
+        with torch.no_grad():
+            want = model(
+                *(torch.from_numpy(a) for a in (features.word_ids, features.glove_ids,
+                  features.char_ids, features.casing_ids, features.lengths))
+            ).numpy()  # fmt: skip
+        got = predictor.emissions(features)
+        mask = np.arange(want.shape[1])[None, :] < features.lengths[:, None]
+        np.testing.assert_allclose(got[mask], want[mask], atol=1e-5, err_msg=backend)
+
+
+def test_checkpoint_round_trips_through_export(tiny_run, tiny_export) -> None:
+    _, tmp = tiny_run
+    _assert_same_emissions(_run_dir(tmp) / "checkpoints" / "last.ckpt", tiny_export)
+
+
+def test_train_and_export_from_the_command_line(tiny_args, tmp_path: Path) -> None:
+    """``python -m ner_cli train fit -c configs/tiny.yaml`` then ``python -m ner_cli export``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env.pop("NER_RUN_VERSION", None)
+    ner = [sys.executable, "-m", "ner_cli"]
+    fit = [*ner, "train", "fit", *tiny_args(tmp_path)[1:], "--trainer.max_epochs", "1"]
+    proc = subprocess.run(fit, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = _run_dir(tmp_path)
+    (best,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
+    bundle = tmp_path / "bundle"
+    export = [*ner, "export", "--run", str(run_dir), "--out", str(bundle), "--version", "1.2.3"]
+    proc = subprocess.run(export, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == str(bundle)
+    assert f"best checkpoint {best}" in proc.stderr
+    card = __import__("json").loads((bundle / "model_card.json").read_text())
+    assert (card["name"], card["version"], card["task"]) == ("bundle", "1.2.3", "ner")
+    assert card["training"]["checkpoint"] == best.name
+    _assert_same_emissions(best, bundle)
+
+
 def test_warm_start_from_a_bundle(tiny_run, tiny_export, tiny_args, tmp_path: Path) -> None:
-    from ner.bundle import load_bundle
+    from ner import tasks
 
     cli, tmp = tiny_run
     trained = torch.load(_run_dir(tmp) / "checkpoints" / "last.ckpt", weights_only=True)
     warm = run(tiny_args(tmp_path, "--model.init_from", str(tiny_export), subcommand="validate"))
-    bundle = load_bundle(tiny_export)
-    assert warm.datamodule.featurizer == bundle.featurizer  # linked: the bundle's vocabularies
-    assert warm.model.labels == list(bundle.labels)
+    predictor = tasks.load(tiny_export)
+    assert warm.datamodule.featurizer == predictor.featurizer  # linked: the bundle's vocabularies
+    assert warm.model.labels == list(predictor.labels)
+    assert warm.model.model.config == predictor.config  # the bundle's architecture
     state = warm.model.state_dict()
     for key, value in trained["state_dict"].items():
         # The bundle stores the word table in float16.
