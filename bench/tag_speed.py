@@ -15,11 +15,13 @@ and CPU time of the process, and the entity F1 of the output on the dev file, sc
 ``ner.metrics.entity_scores`` (seqeval's default mode when that module is missing). Usage::
 
     python bench/tag_speed.py [--model DIR] [--spacy-model DIR] [--input FILE] [--repeats 3]
-        [--startup] [--reference FILE] [--markdown FILE]
+        [--startup] [--reference FILE] [--baseline DIR] [--markdown FILE]
 
 ``--startup`` also times both on the input's first sentence alone (start-up: imports, model
 load, one sentence, write). ``--reference`` compares our output's predicted column with an earlier
 output of ours (e.g. from the previous release) and reports whether every label is the same.
+``--baseline DIR`` times our command from another checkout too (in the same turns), to show what
+a change gained.
 
 Our packages are byte-compiled first (``compileall``, into the git-ignored ``__pycache__``), as a
 pip install or the Docker image has them; the spaCy venv's packages were compiled by pip.
@@ -252,6 +254,16 @@ def markdown(
             f"CPU time) and {delta:+.2f} F1 points (target: at least 3x faster, goal 4x, and more "
             f"accurate: {'met' if met else 'NOT met'}).",
         ]
+    if "ours" in by_name and "ours (baseline)" in by_name:
+        ours, before = by_name["ours"], by_name["ours (baseline)"]
+        cpu_gain = statistics.median(r.cpu_s for r in before.runs) / statistics.median(
+            r.cpu_s for r in ours.runs
+        )
+        lines += [
+            "",
+            f"Ours is {before.median_wall_s / ours.median_wall_s:.2f}x the baseline checkout's "
+            f"speed in wall time ({cpu_gain:.2f}x in CPU time).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -301,6 +313,19 @@ def _ours_cmd(args: argparse.Namespace):
     return make
 
 
+def _baseline_cmd(args: argparse.Namespace):
+    """Our command run from another checkout (``--baseline``), e.g. the previous release."""
+    root = str(args.baseline.resolve())
+    start = f"import sys; sys.path.insert(0, {root!r}); from ner_cli import main; sys.exit(main())"
+    base = [sys.executable, "-c", start, "predict", "--model", str(args.model)]
+    extra = ["--threads", str(args.threads)]
+
+    def make(output: Path, input_path: Path) -> list[str]:
+        return [*base, "--input", str(input_path), "--output", str(output), *extra]
+
+    return make
+
+
 def _spacy_cmd(args: argparse.Namespace):
     base = [str(SPACY_PYTHON), str(SPACY_PEER), "tag", "--model", str(args.spacy_model)]
 
@@ -328,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reference", type=Path, default=None, help="an earlier output of ours to compare labels"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of this repository (e.g. `git archive` of an earlier commit) to "
+        "time as a third system, `ours (baseline)`",
     )
     parser.add_argument("--markdown", type=Path, default=None, help="also write the report here")
     return parser
@@ -361,8 +393,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         systems = {"ours": _ours_cmd(args), "spacy": _spacy_cmd(args)}
         if args.only:
             systems = {args.only: systems[args.only]}
-        compileall.compile_dir(REPO_ROOT / "ner", quiet=1)
-        compileall.compile_dir(REPO_ROOT / "ner_cli", quiet=1)
+        roots = [REPO_ROOT]
+        if args.baseline:
+            systems["ours (baseline)"] = _baseline_cmd(args)
+            roots.append(args.baseline)
+        for root in roots:
+            for package in ("ner", "ner_cli"):
+                compileall.compile_dir(root / package, quiet=1)
         with tempfile.TemporaryDirectory(prefix="tag-speed-") as tmp:
             results = bench_systems(systems, input_path, args.repeats, args.warmup, env, Path(tmp))
             report = markdown(
