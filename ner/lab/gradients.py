@@ -203,7 +203,7 @@ def accuracy(model: AgreementModel, config: LabConfig, distance: int, seed: int)
     tokens, targets = agreement_batch(config.eval_size, distance, config.fillers, generator)
     correct = ((model(tokens) > 0).float() == targets).float().mean()
     model.train()
-    return float(correct)
+    return round(float(correct), 4)
 
 
 def train_agreement(
