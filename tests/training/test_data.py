@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ner.data.conll import ConllFormatError
-from training.data import BucketBatchSampler, NerDataModule, featurizer_from_state, load_split
+from training.data import (
+    BucketBatchSampler,
+    NerDataModule,
+    data_license,
+    data_record,
+    featurizer_from_state,
+    file_sha256,
+    load_split,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 TRAIN, DEV = FIXTURES / "tiny_train.conll", FIXTURES / "tiny_dev.conll"
@@ -118,3 +126,46 @@ def test_bucket_sampler_groups_lengths_and_reshuffles_per_epoch() -> None:
     assert list(sampler) != first
     evaluation = list(BucketBatchSampler(lengths, 10))
     assert evaluation == list(BucketBatchSampler(lengths, 10))  # deterministic without shuffle
+
+
+def test_data_record_has_no_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card names a data file by name, path relative to the data folder, and sha256."""
+    data = tmp_path / "data"
+    (data / "conll2003").mkdir(parents=True)
+    inside = data / "conll2003" / "train.txt"
+    inside.write_text("John B-PER\n", encoding="utf-8")
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("Mary B-PER\n", encoding="utf-8")
+    monkeypatch.setenv("NER_DATA_DIR", str(data))
+    assert data_record(inside) == {
+        "name": "train.txt",
+        "path": "conll2003/train.txt",
+        "sha256": file_sha256(inside),
+    }
+    assert data_record(outside)["path"] == "elsewhere.txt"  # not under the data folder
+    assert data_record(outside, sha256="ab" * 32)["sha256"] == "ab" * 32
+
+
+def test_data_license_from_the_readme(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_text("x O\n", encoding="utf-8")
+    assert data_license(tmp_path / "train.txt") == "see the data's own license"
+    (tmp_path / "README.md").write_text(
+        "# Corpus\n\nSome words.\n\n## License\n\nResearch use only,\nno redistribution.\n\n"
+        "More text.\n\n## Files\n\ntrain.txt\n",
+        encoding="utf-8",
+    )
+    assert data_license(tmp_path / "train.txt") == "Research use only, no redistribution."
+
+
+def test_state_records_files_and_license(tmp_path: Path) -> None:
+    dm = _dm(tmp_path, license="CC BY 4.0")
+    dm.setup("fit")
+    state = dm.state_dict()
+    assert state["license"] == "CC BY 4.0"
+    assert state["files"]["train"] == {
+        "name": TRAIN.name,
+        "path": state["files"]["train"]["path"],
+        "sha256": file_sha256(TRAIN),
+    }
+    assert not Path(state["files"]["train"]["path"]).is_absolute()
+    assert state["files"]["val"]["name"] == DEV.name

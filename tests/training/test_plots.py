@@ -37,3 +37,15 @@ def test_history_csv_roundtrip(tmp_path: Path) -> None:
     assert series["val_f1_LOC"] == [(0, 0.5), (1, 0.7)]
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
     assert len(plot_metrics(path, tmp_path)) == 3
+
+
+def test_plots_follow_the_task_metric(tmp_path: Path) -> None:
+    """Another task's metric (accuracy) gives acc.png; no per-type plot without such columns."""
+    rows = [
+        {"epoch": 0, "train_loss": 0.7, "val_loss": 0.6, "val_acc": 0.55},
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.5, "val_acc": 0.71},
+    ]
+    path = write_history_csv(rows, tmp_path / "history.csv")
+    paths = plot_metrics(path, tmp_path / "plots", metric="val_acc")
+    assert [p.name for p in paths] == ["loss.png", "acc.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
