@@ -55,3 +55,21 @@ def test_retrieval_answers_with_the_nearest_training_sentence() -> None:
     assert nearest.translate("I am hungry!") == "j'ai faim."
     assert nearest.translate("Are you tired?") == "je suis fatigué."
     assert nearest.translate("Zebra") == "j'ai faim."  # nothing shared: the first sentence
+
+
+@pytest.mark.data
+def test_the_shared_fra_eng_file_splits_by_english_sentence() -> None:
+    from ner.data.pairs import normalize_text
+    from ner.settings import data_dir
+
+    path = data_dir() / "fra-eng" / "eng-fra.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (set NER_DATA_DIR to the shared data folder)")
+    pairs = read_pairs(path)
+    assert len(pairs) == 5000 and len({p.source for p in pairs}) == 2597
+    assert all(p.attribution.startswith("CC-BY 2.0 (France)") for p in pairs)
+    train, dev, test = split_by_source(pairs, 0.1, 0.1, seed=0)
+    seen = {normalize_text(p.source) for p in train}
+    assert not seen & {normalize_text(p.source) for p in dev + test}
+    assert len(references(test)[0]) == 260 and len(train) == 3983
+    assert all(tokenize(p.target) for p in pairs)  # every French side has tokens
