@@ -59,7 +59,7 @@ BOS, EOS = "<s>", "</s>"
 MAX_BEAM = 16
 """Largest beam a request may ask for (cost grows linearly with it)."""
 
-ENCODER, STEP = "encoder", "decoder_step"
+ENCODER, STEP = "encoder", "decoder_step"  # ner.models.seq2seq's keys (it imports torch)
 _SPACES = re.compile(r"\s+")
 
 
@@ -534,7 +534,15 @@ class Translator(TaskPredictor):
 
     # ---------------------------------------------------------------- running
 
-    def _step(self, prev, state, memory, keys, lengths):  # type: ignore[no-untyped-def]
+    def _step(
+        self,
+        prev: np.ndarray,
+        state: np.ndarray,
+        memory: np.ndarray,
+        keys: np.ndarray,
+        lengths: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One decoder step on the bundle's runtime (a :data:`StepFn`)."""
         out = self.bundle.run(
             STEP,
             {"prev_ids": prev, "state": state, "memory": memory, "keys": keys, "lengths": lengths},
