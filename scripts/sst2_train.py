@@ -70,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--average", type=int, default=4, help="average the last N epochs' weights")
     p.add_argument("--pick", default="dev", choices=["dev", "best", "average"])
+    p.add_argument(
+        "--propagate",
+        type=int,
+        default=0,
+        help="give the N most frequent GloVe words missing from the training vocabulary a delta "
+        "(the similarity-weighted mean of their --neighbours nearest training words' deltas)",
+    )
+    p.add_argument("--neighbours", type=int, default=10)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log", type=Path, default=None, help="append a JSON line per run")
@@ -217,6 +225,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if pick == "best":
         model.load_state_dict(best[2])
     dev_logits = logits_of(model, dev_t)
+    plain_acc = accuracy(dev_logits, y_dev)
+    if args.propagate > 0:
+        model, featurizer = propagate_delta(model, featurizer, args.propagate, args.neighbours)
+        dev_t = tensors(featurizer, [list(s.tokens) for s in dev_data])
+        dev_logits = logits_of(model, dev_t)
     temperature = fit_temperature(dev_logits, y_dev)
     ece_before = expected_calibration_error(softmax(dev_logits), y_dev)
     ece_after = expected_calibration_error(softmax(dev_logits, temperature), y_dev)
@@ -230,6 +243,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "average_dev_acc": avg_acc,
         "picked": pick,
         "dev_acc": report["accuracy"],
+        "dev_acc_before_propagation": plain_acc,
         "dev_report": report,
         "temperature": temperature,
         "dev_ece_before": ece_before,
@@ -241,6 +255,48 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         model.eval()
         export(args, model, featurizer, labels, result, train_file, dev_file)
     return result
+
+
+def propagate_delta(
+    model: Classifier, featurizer: Featurizer, n: int, k: int
+) -> tuple[Classifier, Featurizer]:
+    """Extend the vocabulary with the ``n`` most frequent GloVe words it lacks; each new word's
+    delta is the cosine-weighted mean of the deltas of its ``k`` nearest training words (by
+    GloVe cosine), so that words never seen in training move the way their neighbours moved.
+
+    Returns a new model (vocab_size grown, every other weight copied) and featurizer.
+    """
+    import dataclasses
+
+    from ner.data.glove import load_glove
+
+    glove = load_glove()
+    words = featurizer.words
+    old = model.word_table()  # (V, D) deltas
+    rows = np.array([glove.id(w) for w in words.itos], dtype=np.int64)
+    known = rows >= 0
+    base = np.asarray(glove.vectors[rows[known]], dtype=np.float32)  # (V', D)
+    base /= np.linalg.norm(base, axis=1, keepdims=True) + 1e-8
+    base_delta = old[known]
+    new_words = [w for w in glove.words[: n * 2] if w not in words][:n]
+    new_rows = np.asarray(glove.vectors[[glove.id(w) for w in new_words]], dtype=np.float32)
+    new_rows /= np.linalg.norm(new_rows, axis=1, keepdims=True) + 1e-8
+    deltas = np.zeros((len(new_words), old.shape[1]), dtype=np.float32)
+    for i in range(0, len(new_words), 2048):
+        sim = new_rows[i : i + 2048] @ base.T  # (b, V')
+        top = np.argpartition(-sim, k, axis=1)[:, :k]  # (b, k)
+        w = np.clip(np.take_along_axis(sim, top, axis=1), 0, None)  # (b, k)
+        w /= w.sum(axis=1, keepdims=True) + 1e-8
+        deltas[i : i + 2048] = np.einsum("bk,bkd->bd", w, base_delta[top])
+    vocab = Vocab([*words.itos, *new_words], casing=words.casing)
+    inputs = dataclasses.replace(model.config.inputs, vocab_size=len(vocab))
+    config = dataclasses.replace(model.config, inputs=inputs)
+    grown = Classifier(config, glove.vectors)
+    state = model.state_dict()
+    state["inputs.words.delta.weight"] = torch.from_numpy(np.concatenate([old, deltas]))
+    grown.load_state_dict(state)
+    return grown.eval(), Featurizer(vocab, featurizer.chars, featurizer.use_glove,
+                                    featurizer.max_word_len)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
