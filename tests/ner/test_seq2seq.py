@@ -340,3 +340,28 @@ def test_cli_translate_errors_are_one_line(
     assert captured.out == ""
     err = captured.err.strip()
     assert err.startswith("ner: error: ") and needle in err and "\n" not in err
+
+
+def test_cli_translate_on_onnx_never_imports_torch(reverse_bundle: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from ner.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    main(['translate', '--model', sys.argv[1], '--beam-size', '2', 'abc'])\n"
+        "print(json.dumps([json.loads(out.getvalue())['translation'],"
+        " 'torch' in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(reverse_bundle)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["cba", False]
