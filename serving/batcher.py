@@ -6,9 +6,12 @@ one result per item back; the model's predict function takes a list of items and
 
 Admission is by work, not by request count (as TEI admits by a token budget): an item costs its
 length in tokens, and a request is refused at once (``QueueFull``, which the API turns into 503 +
-Retry-After) when the queued cost would pass ``max_queued_tokens`` or the queue holds
-``queue_size`` requests. A request larger than the whole budget is still admitted into an empty
-queue, so that every request within the caps can be served on an idle server.
+Retry-After) when the queued cost would pass ``max_queued_tokens``, or would take longer than
+``max_queue_wait_s`` at the rate the last predictor calls ran at (as Triton and BentoML refuse
+work they cannot finish in time: on a busy machine the rate drops and so does the budget), or
+the queue holds ``queue_size`` requests. A request larger than the whole budget is still
+admitted into an empty queue, so that every request within the caps can be served on an idle
+server.
 
 A single worker task takes the oldest items and waits up to ``max_wait_ms`` for more while the
 batch is small and other requests are still being read (``Arrivals``); then it runs the predictor
@@ -119,6 +122,7 @@ class MicroBatcher:
         queue_size: int,
         max_batch_tokens: int | None = None,
         max_queued_tokens: int | None = None,
+        max_queue_wait_s: float | None = None,
         timeout_s: float | None = None,
         metrics: Metrics | None = None,
         arrivals: Arrivals | None = None,
@@ -131,7 +135,11 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self.max_queued_tokens = max_queued_tokens
+        self.max_wait_queue_s = max_queue_wait_s
         self.timeout_s = timeout_s
+        # (tokens, seconds) of the last predictor calls: the rate the queue drains at now,
+        # whatever else runs on the machine
+        self._recent: deque[tuple[int, float]] = deque(maxlen=16)
         self._metrics = metrics
         self._arrivals = arrivals
         self._jobs: deque[_Job] = deque()
@@ -175,7 +183,21 @@ class MicroBatcher:
         """The work budget is used up: any request would be refused."""
         budget = self.max_queued_tokens
         busy = bool(self._jobs) or self._reservations > 0
-        return budget is not None and busy and self._queued_cost + self._reserved >= budget
+        waiting = self._queued_cost + self._reserved
+        limit = self.max_wait_queue_s
+        if busy and limit is not None and self.expected_wait_s(waiting) >= limit:
+            return True
+        return budget is not None and busy and waiting >= budget
+
+    def _rate(self) -> float:
+        tokens = sum(t for t, _ in self._recent)
+        seconds = sum(s for _, s in self._recent)
+        return tokens / seconds if seconds > 0 else 0.0
+
+    def expected_wait_s(self, tokens: int) -> float:
+        """Seconds to get through ``tokens`` at the recent inference rate (0 before any)."""
+        rate = self._rate()
+        return tokens / rate if rate > 0 else 0.0
 
     def refuse_early(self) -> QueueFull:
         """The error for a request refused before it was read (the budget is used up)."""
@@ -253,6 +275,15 @@ class MicroBatcher:
         budget = self.max_queued_tokens
         waiting = self._queued_cost + self._reserved
         busy = bool(self._jobs) or self._reservations > 0
+        wait = self.expected_wait_s(waiting + cost)
+        if busy and self.max_wait_queue_s is not None and wait > self.max_wait_queue_s:
+            self._refuse("work_budget")
+            raise QueueFull(
+                f"{waiting} tokens of work are queued for model {self.name!r}: about "
+                f"{wait:.1f} s at the recent {self._rate():.0f} tokens/s, more than "
+                f"max_queue_wait_s {self.max_wait_queue_s:g}; retry shortly",
+                ("max_queued_tokens", budget or 0),
+            )
         if budget is not None and busy and waiting + cost > budget:
             self._refuse("work_budget")
             raise QueueFull(
@@ -373,8 +404,9 @@ class MicroBatcher:
                     p.job.future.set_exception(exc)
             return
         seconds = time.perf_counter() - start
+        tokens = sum(item_cost(item) for item in items)
+        self._recent.append((tokens, seconds))
         if self._metrics is not None:
-            tokens = sum(item_cost(item) for item in items)
             jobs = len({id(p.job) for p in parts})
             self._metrics.observe_batch(self.name, jobs, len(items), tokens, seconds)
         offset = 0

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="tokens of queued work per model before 503 (default 32768)",
     )
+    add(
+        "--max-queue-wait",
+        dest="max_queue_wait_s",
+        type=float,
+        metavar="S",
+        help="queued work per model, in seconds at the recent rate, before 503 (default 2)",
+    )
     add("--max-batch-tokens", type=int, metavar="N", help="tokens per micro-batch (default 4096)")
     add(
         "--request-timeout",

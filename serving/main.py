@@ -89,6 +89,7 @@ def _batcher(app: FastAPI, name: str, predict: PredictFn) -> MicroBatcher:
         queue_size=settings.queue_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_queued_tokens=settings.max_queued_tokens,
+        max_queue_wait_s=settings.max_queue_wait_s,
         timeout_s=settings.request_timeout_s,
         metrics=app.state.metrics,
         arrivals=app.state.arrivals,

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         "work on one core). A request that would pass it gets 503 + Retry-After at once; one "
         "larger than the whole budget is admitted only into an empty queue.",
     )
+    max_queue_wait_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        description="Work budget in time: a request whose queued work ahead (its own "
+        "included) would take longer than this at the recent inference rate gets 503 + "
+        "Retry-After at once. Adapts the budget to the machine's speed and load.",
+    )
     request_timeout_s: float = Field(
         default=30.0,
         gt=0.0,

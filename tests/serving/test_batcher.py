@@ -131,6 +131,27 @@ def test_work_budget_refuses_at_once() -> None:
     run(main())
 
 
+def test_work_that_cannot_be_done_in_time_is_refused() -> None:
+    fake = FakePredictor(delay=0.2)  # 10 tokens in 0.2 s: 50 tokens/s
+
+    async def main() -> None:
+        batcher, _ = make(fake, max_batch_size=1, max_queue_wait_s=1.0, max_wait_ms=0.0)
+        batcher.start()
+        assert await batcher.submit([["a"] * 10]) == [" ".join(["a"] * 10)]  # the rate: 50/s
+        assert batcher.expected_wait_s(50) == pytest.approx(1.0, rel=0.2)
+        first = asyncio.ensure_future(batcher.submit([["b"] * 10]))  # taken at once
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.submit([["c"] * 30]))  # 0.6 s of work waiting
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull, match="max_queue_wait_s 1"):
+            await batcher.submit([["d"] * 30])  # 60 tokens ahead: 1.2 s > 1 s
+        assert not batcher.saturated
+        await first, await queued
+        await batcher.close()
+
+    run(main())
+
+
 def test_queued_work_past_its_deadline_is_dropped() -> None:
     fake = FakePredictor(delay=0.3)
 
