@@ -7,7 +7,7 @@ module, so the model sees exactly the same inputs everywhere.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from ner.data.vocab import Vocab, casing_id
 
 CACHED_WORD_CHARS = 64
 """Longest word the featurizer caches (so the cache holds at most ``cache_size`` short keys)."""
+_PREFETCH_CHUNK = 16_384  # words per lookup step of Featurizer.prefetch (bounds its arrays)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,15 @@ class Featurizer:
             for i in missing:
                 rows[i] = placed[tokens[i]]
         return np.fromiter(rows, dtype=np.int64, count=len(rows))
+
+    def prefetch(self, sentences: Iterable[Sequence[str]]) -> None:
+        """Look the distinct words of ``sentences`` up now, in a few large steps, so that
+        ``encode`` of their batches only gathers (each lookup step has a fixed cost in NumPy
+        calls). At most ``cache_size`` words; the cache's bounds hold as in ``encode``."""
+        words = list(dict.fromkeys(w for s in sentences for w in s))[: self.cache_size]
+        for k in range(0, len(words), _PREFETCH_CHUNK):
+            with self._cache.lock:
+                self._rows(words[k : k + _PREFETCH_CHUNK])
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> Features:
         """sentences: B lists of tokens -> Features with T = longest sentence (at least 1)."""

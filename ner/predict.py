@@ -286,6 +286,7 @@ class Predictor(TaskPredictor):
     ) -> list[Any]:
         """Decoded (``full``) or Viterbi tag ids per sentence, in input order."""
         results: list[Any] = [None] * len(sentences)
+        self.featurizer.prefetch(sentences)  # all distinct words in one lookup, not per batch
         for batch in self._batches(sentences, batch_size):
             features = self.featurizer.encode([list(sentences[i]) for i in batch])
             emissions = self.emissions(features)

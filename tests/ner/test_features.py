@@ -129,3 +129,18 @@ def test_threads_share_the_cache_safely():
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_prefetch_fills_the_cache_within_its_bounds():
+    f = featurizer(cache_size=6)
+    long_word = "L" * (CACHED_WORD_CHARS + 1)
+    sentences = [["Harry", "Potter", long_word], ["Harry", "in", "Paris"], [], ["a", "b", "c", "d"]]
+    f.prefetch(sentences)
+    assert long_word not in f._cache.rows and len(f._cache) <= 6
+    assert {"Harry", "Potter", "in", "Paris"} <= set(f._cache.rows)
+    for batch in (sentences, *BATCHES):
+        assert_same(f.encode(batch), reference(f, batch))
+    g = featurizer()
+    g.prefetch(s for batch in BATCHES for s in batch)  # any iterable of sentences
+    assert "Zürich" in g._cache.rows
+    assert_same(g.encode(BATCHES[3]), reference(g, BATCHES[3]))
