@@ -3,9 +3,9 @@
 Each repetition is a fresh process that does what ``ner predict`` does (import, load the bundle,
 read the file, tag, write the conlleval layout) with timers around the phases, so the numbers
 add up to the whole process. Within tagging it separates ONNX Runtime (``Predictor.emissions``)
-from the per-token Python work: featurisation (``Featurizer.encode``), decoding (Viterbi; for
-``--mode documents`` also forward-backward), label conversion, and for ``--mode documents`` the
-result objects (tokens, entities, span scores). Usage::
+from the per-token Python work: featurisation (``Featurizer.prefetch`` and ``encode``, word
+vectors), decoding (Viterbi; for ``--mode documents`` also forward-backward), label conversion,
+and for ``--mode documents`` the result objects (tokens, entities, span scores). Usage::
 
     python bench/profile_predict.py [--model DIR] [--input FILE] [--repeats 5] [--threads 1]
         [--mode tokens|documents] [--cprofile 25] [--int8] [--markdown FILE]
@@ -85,6 +85,7 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
 
     # Timers around the parts; class and module attributes, restored by the process exiting.
     Featurizer.encode = _timed(acc, "featurize", Featurizer.encode)  # type: ignore[method-assign]
+    Featurizer.prefetch = _timed(acc, "featurize", Featurizer.prefetch)  # type: ignore[method-assign]
     predictor.emissions = _timed(acc, "onnxruntime", predictor.emissions)
     # Word vectors are looked up in NumPy inside emissions(): featurisation, not ONNX Runtime.
     import ner.tasks.inputs as inputs_mod
