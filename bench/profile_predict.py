@@ -8,13 +8,14 @@ vectors), decoding (Viterbi; for ``--mode documents`` also forward-backward), la
 and for ``--mode documents`` the result objects (tokens, entities, span scores). Usage::
 
     python bench/profile_predict.py [--model DIR] [--input FILE] [--repeats 5] [--threads 1]
-        [--mode tokens|documents] [--cprofile 25] [--int8] [--markdown FILE]
+        [--mode tokens|documents] [--baseline DIR] [--cprofile 25] [--int8] [--markdown FILE]
 
 ``--mode tokens`` (default) is ``ner predict``'s path (``Predictor.predict_tokens``, labels
 only); ``--mode documents`` runs ``Predictor.predict`` on the same sentences as word lists (what
 the HTTP API returns per token and entity). ``--cprofile N`` prints the N most expensive
 functions of one extra run. The report gives medians over the repetitions and the target ratio
-(per-token Python work / ONNX Runtime time, issue 15: at most 30%).
+(per-token Python work / ONNX Runtime time, issue 15: at most 30%). ``--baseline DIR`` profiles
+another checkout (e.g. an earlier commit) in the same turns and adds its ratio.
 
 ``--int8`` measures a lever that is not shipped because it changes labels: the bundle's graph with
 its LSTMs quantised to int8 by ONNX Runtime's dynamic quantisation (``DynamicQuantizeLSTM``; needs
@@ -64,8 +65,12 @@ def _timed(acc: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable
     return wrapper
 
 
-def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, batch: int) -> dict:
-    """One process's phases in seconds (run in a fresh interpreter by :func:`main`)."""
+def child(
+    model: Path, input_path: Path, output: Path, mode: str, threads: int, batch: int, root: Path
+) -> dict:
+    """One process's phases in seconds (run in a fresh interpreter by :func:`main`), with the
+    library of the checkout at ``root``."""
+    sys.path.insert(0, str(root))
     t0 = time.perf_counter()
     import ner.predict as predict_mod
     from ner.cli import _read_items
@@ -85,7 +90,8 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
 
     # Timers around the parts; class and module attributes, restored by the process exiting.
     Featurizer.encode = _timed(acc, "featurize", Featurizer.encode)  # type: ignore[method-assign]
-    Featurizer.prefetch = _timed(acc, "featurize", Featurizer.prefetch)  # type: ignore[method-assign]
+    if hasattr(Featurizer, "prefetch"):  # not in older checkouts (--baseline)
+        Featurizer.prefetch = _timed(acc, "featurize", Featurizer.prefetch)  # type: ignore
     predictor.emissions = _timed(acc, "onnxruntime", predictor.emissions)
     # Word vectors are looked up in NumPy inside emissions(): featurisation, not ONNX Runtime.
     import ner.tasks.inputs as inputs_mod
@@ -118,11 +124,13 @@ def child(model: Path, input_path: Path, output: Path, mode: str, threads: int, 
     return acc
 
 
-def run_child(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict:
+def run_child(args: argparse.Namespace, env: dict[str, str], out: Path, root: Path) -> dict:
     cmd = [
         sys.executable,
         __file__,
         "--child",
+        "--root",
+        str(root),
         "--model",
         str(args.model),
         "--input",
@@ -146,8 +154,12 @@ def run_child(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict:
     return result
 
 
-def report(runs: Sequence[dict], args: argparse.Namespace) -> str:
-    med = {k: statistics.median(r[k] for r in runs) for k in (*PHASES, "process")}
+def _medians(runs: Sequence[dict]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in (*PHASES, "process")}
+
+
+def report(runs: Sequence[dict], args: argparse.Namespace, baseline: Sequence[dict] = ()) -> str:
+    med = _medians(runs)
     python = sum(med[k] for k in PYTHON_WORK)
     ort = med["onnxruntime"]
     tokens = int(runs[0]["tokens"])
@@ -168,13 +180,21 @@ def report(runs: Sequence[dict], args: argparse.Namespace) -> str:
         f"- Per-token Python work ({' + '.join(PYTHON_WORK)}): {python:.3f} s = "
         f"{100 * python / ort:.0f}% of ONNX Runtime's {ort:.3f} s (target: at most 30%)",
     ]
+    if baseline:
+        before = _medians(baseline)
+        python_before = sum(before[k] for k in PYTHON_WORK)
+        lines.append(
+            f"- Baseline `{args.baseline}` (same turns): per-token Python work "
+            f"{python_before:.3f} s = {100 * python_before / before['onnxruntime']:.0f}% of "
+            f"ONNX Runtime's {before['onnxruntime']:.3f} s; process {before['process']:.3f} s"
+        )
     return "\n".join(lines) + "\n"
 
 
 def profile_once(args: argparse.Namespace, out: Path) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
-    child(args.model, args.input, out, args.mode, args.threads, args.batch_size)
+    child(args.model, args.input, out, args.mode, args.threads, args.batch_size, REPO_ROOT)
     profiler.disable()
     buffer = io.StringIO()
     pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(args.cprofile)
@@ -245,11 +265,9 @@ def int8_report(args: argparse.Namespace, tmp: Path) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ner.settings import data_dir
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "conll2003-en")
-    parser.add_argument("--input", type=Path, default=data_dir() / "conll2003" / "dev.txt")
+    parser.add_argument("--input", type=Path, default=None, help="default: conll2003/dev.txt")
     parser.add_argument("--output", type=Path, default=None, help="(child) where to write")
     parser.add_argument("--mode", choices=("tokens", "documents"), default="tokens")
     parser.add_argument("--repeats", type=int, default=5)
@@ -258,7 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cprofile", type=int, default=0, help="top N functions of one more run")
     parser.add_argument("--int8", action="store_true", help="compare int8 LSTMs (not shipped)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of this repository (e.g. `git archive` of an earlier commit), "
+        "profiled in the same turns",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     return parser
 
 
@@ -266,18 +292,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.child:
         result = child(
-            args.model, args.input, args.output, args.mode, args.threads, args.batch_size
+            args.model,
+            args.input,
+            args.output,
+            args.mode,
+            args.threads,
+            args.batch_size,
+            args.root,
         )
         sys.stdout.write(json.dumps(result) + "\n")
         return 0
     import tempfile
 
     from ner.fileio import atomic_open
+    from ner.settings import data_dir
 
+    args.input = args.input or data_dir() / "conll2003" / "dev.txt"
+    roots = [REPO_ROOT, *([args.baseline.resolve()] if args.baseline else [])]
     # Bytecode as a pip install or the Docker image has it (PYTHONDONTWRITEBYTECODE=1 would
     # otherwise compile every module in every process).
-    for package in ("ner", "ner_cli"):
-        compileall.compile_dir(REPO_ROOT / package, quiet=1)
+    for root in roots:
+        for package in ("ner", "ner_cli"):
+            compileall.compile_dir(root / package, quiet=1)
     env = {**os.environ, **dict.fromkeys(_THREAD_VARS, str(args.threads))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="profile-predict-") as tmp:
@@ -285,9 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.int8:
             text = int8_report(args, Path(tmp))
         else:
-            run_child(args, env, out)  # warm-up: page cache, GloVe index cache, bytecode
-            runs = [run_child(args, env, out) for _ in range(args.repeats)]
-            text = report(runs, args)
+            for root in roots:  # warm-up: page cache, GloVe index cache
+                run_child(args, env, out, root)
+            turns = [
+                [run_child(args, env, out, root) for root in roots] for _ in range(args.repeats)
+            ]
+            text = report([t[0] for t in turns], args, [t[1] for t in turns if len(t) > 1])
         if args.cprofile:
             text += "\n```\n" + profile_once(args, out) + "```\n"
     sys.stdout.write(text)
