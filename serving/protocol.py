@@ -54,7 +54,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.header_timeout_s = float(
             getattr(settings, "header_timeout_s", _DEFAULTS["header_timeout_s"].default)
         )
-        self._head_bytes = 0
+        self._head = bytearray()  # bytes of the head being read
         self._in_head = True  # between requests or reading a head
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -68,20 +68,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_header_bytes + len(data):
-                return  # refused already; the connection is closing
-            if self._head_bytes > self.max_header_bytes:
-                # this read may hold the end of the head and a body: let the parser tell
-                super().data_received(data)
-                if self._in_head and not self.transport.is_closing():
-                    self._refuse(
-                        431,
-                        "header_too_large",
-                        f"the request line and headers are over {self.max_header_bytes} bytes "
-                        "(max_header_bytes)",
-                    )
+            # the head so far (at most one read past the cap): where does it end?
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            size = end + 4 if end >= 0 else len(self._head)
+            if size > self.max_header_bytes:
+                self._head.clear()
+                self._in_head = False
+                self._refuse(
+                    431,
+                    "header_too_large",
+                    f"the request line and headers are over {self.max_header_bytes} bytes "
+                    "(max_header_bytes)",
+                )
                 return
+            if end >= 0:
+                self._head.clear()  # the whole head is here: the parser takes it from now
         super().data_received(data)
 
     # parser callbacks
@@ -94,7 +96,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._head_bytes = 0
+        self._head.clear()
         self._cancel_head_timer()
         super().on_headers_complete()
 
@@ -117,7 +119,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         busy = self.cycle is not None and not self.cycle.response_complete
         if self._in_head and not busy and not self.transport.is_closing():
-            if self._head_bytes:
+            if self._head or self.cycle is not None:
                 message = (
                     f"the request line and headers did not arrive within "
                     f"{self.header_timeout_s:g} s (header_timeout_s)"

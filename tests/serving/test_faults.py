@@ -199,6 +199,11 @@ def _get_with_header(port: int, size: int) -> bytes:
 
 def test_oversized_headers_are_refused(server: Any) -> None:
     assert _get_with_header(server.port, 30_000).startswith(b"HTTP/1.1 200")
+    # a large body sent in one piece with its head is not a large head
+    body = json.dumps({"documents": [{"text": "Paris"}] * 40, "x": "v" * 100_000}).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.sendall(post_bytes(server.port, body))
+        assert conn.recv(65536).startswith(b"HTTP/1.1 422"), "not 431"
     response = _get_with_header(server.port, 100_000)
     assert response.startswith(b"HTTP/1.1 431"), response[:200]
     assert b"max_header_bytes" in response
