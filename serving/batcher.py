@@ -260,9 +260,20 @@ class MicroBatcher:
         try:
             return await job.future
         finally:
-            if not job.future.done():  # the caller was cancelled: the client went away
+            if job.future.cancelled() or not job.future.done():
+                # the caller was cancelled (the client went away): its queued work stops
+                # counting against the budget now, not when the worker next looks
                 job.future.cancel()
-                self._wakeup.set()
+                self._discard(job)
+
+    def _discard(self, job: _Job) -> None:
+        """Take what is still queued of a cancelled job out of the queue."""
+        self._unqueue(job, len(job.items))
+        if job in self._jobs:
+            self._jobs.remove(job)
+            self._report_depth()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _admit(self, cost: int) -> None:
         if len(self._jobs) >= self.queue_size:
