@@ -40,7 +40,7 @@ from serving.registry import (
     default_models,
     load_predictors,
 )
-from serving.requests import Endpoint
+from serving.requests import Endpoint, shedder
 from serving.routes import classify, generate, health, metrics, models, tag, translate
 from serving.settings import Settings, get_settings
 from serving.shutdown import drain_on_signals
@@ -117,6 +117,7 @@ async def _start(app: FastAPI, preloaded: Mapping[str, Any] | None) -> ModelRegi
         registry.models[name] = ServedModel(name, predictor, batcher, app.state.executor)
     app.state.registry = registry
     app.state.schemas = {e.path: e.build_schema(settings, e.names(registry)) for e in endpoints()}
+    app.state.shed = shedder(app, endpoints())  # serving.protocol refuses with it early
     app.openapi_schema = None
     if settings.warmup:
         for module in ROUTES:

@@ -9,6 +9,10 @@ protocol (``ner serve`` runs uvicorn with ``http="serving.protocol:BoundedHttpTo
   connecting or of the head's first byte (idle keep-alive connections are uvicorn's
   ``timeout_keep_alive``).
 
+It also answers 503 straight from the head, without running the app, a POST the app would refuse
+unread because every model of its task has used up its work budget (``app.state.shed``): under a
+storm of heavy requests, each refusal then costs the event loop a few microseconds.
+
 Stalled bodies are the request guard's (``serving.guard``). The limits come from the app's
 settings (``app.state.settings``), found through the middleware uvicorn wraps the app in.
 """
@@ -29,13 +33,12 @@ log = logging.getLogger("serving")
 _DEFAULTS = Settings.model_fields
 
 
-def _app_settings(app: Any) -> Any:
-    """``app.state.settings`` of the FastAPI app under uvicorn's wrappers, or None."""
+def _app_state(app: Any) -> Any:
+    """``app.state`` of the FastAPI app under uvicorn's wrappers, or None."""
     for _ in range(8):
         state = getattr(app, "state", None)
-        settings = getattr(state, "settings", None)
-        if settings is not None:
-            return settings
+        if getattr(state, "settings", None) is not None:
+            return state
         app = getattr(app, "app", None)
         if app is None:
             return None
@@ -47,7 +50,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = _app_settings(self.app)
+        self._state = _app_state(self.app)
+        settings = getattr(self._state, "settings", None)
         self.max_header_bytes = int(
             getattr(settings, "max_header_bytes", _DEFAULTS["max_header_bytes"].default)
         )
@@ -57,6 +61,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head = bytearray()  # bytes of the head being read
         self._in_head = True  # between requests or reading a head
         self._head_timer: asyncio.TimerHandle | None = None
+        self._shedding = False  # answered 503 from the head: skip this request's body
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -98,11 +103,40 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head.clear()
         self._cancel_head_timer()
+        if self._shed():
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._shedding:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self._shedding:
+            self._shedding = False
+            self.on_response_complete()  # keep-alive timer, next pipelined request
+        else:
+            super().on_message_complete()
         self._in_head = True  # the next bytes are the next request's head
+
+    def _shed(self) -> bool:
+        """Answer 503 at once, without the app, a POST the app would refuse unread.
+
+        Only between responses (never ahead of an answer still being made) and only when the
+        app says so (``app.state.shed``: every model of the route's task has used up its work
+        budget); the app counts it in /metrics.
+        """
+        shed = getattr(self._state, "shed", None)
+        idle = self.cycle is None or self.cycle.response_complete
+        if shed is None or not idle or self.parser.get_method() != b"POST":
+            return False
+        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        response = shed(path)
+        if response is None:
+            return False
+        self._shedding = True
+        self.transport.write(response)
+        return True
 
     # helpers
 

@@ -214,9 +214,39 @@ def refuse_early(models: ModelRegistry, endpoint: Endpoint, settings: Settings) 
     Under a storm of heavy requests, refusing costs the server next to nothing this way,
     instead of reading, parsing and validating each body only to refuse it.
     """
-    batchers = [models.models[n].batcher for n in models.names(endpoint.task)]
+    batchers = [models.models[n].batcher for n in endpoint.names(models)]
     if batchers and all(b.saturated for b in batchers):
         raise _overloaded(settings, batchers[0].refuse_early())
+
+
+def shedder(app: Any, endpoints: Sequence[Endpoint]) -> Callable[[str], bytes | None]:
+    """``shed(path)``: the raw 503 response for a POST to ``path`` that :func:`refuse_early`
+    would refuse, or None. ``serving.protocol`` calls it as soon as a request's head is read,
+    so that under a storm a refusal costs the event loop next to nothing."""
+    by_path = {e.path: e for e in endpoints}
+
+    def shed(path: str) -> bytes | None:
+        endpoint = by_path.get(path)
+        models: ModelRegistry | None = app.state.registry
+        if endpoint is None or models is None or not models.ready:
+            return None
+        try:
+            refuse_early(models, endpoint, app.state.settings)
+        except ApiError as e:
+            app.state.metrics.requests.labels("POST", path, "503").inc()
+            app.state.metrics.latency.labels("POST", path, "503").observe(0.0)
+            return _raw_response(e)
+        return None
+
+    return shed
+
+
+def _raw_response(error: ApiError) -> bytes:
+    body = safe_json(error.body())
+    head = [f"HTTP/1.1 {error.status} Service Unavailable", "content-type: application/json"]
+    head += [f"{k.lower()}: {v}" for k, v in error.headers.items()]
+    head.append(f"content-length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
 def check_model_name(models: ModelRegistry, name: Any, endpoint: Endpoint) -> None:
