@@ -212,7 +212,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return math.exp((lo + hi) / 2)
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray | Sequence[int], bins: int = 15
+) -> float:
     """ECE over ``bins`` equal-width confidence bins (Guo et al. 2017): sum over bins of
     |accuracy - mean confidence| weighted by the bin's share of the examples."""
     probs = np.asarray(probs, dtype=np.float64)

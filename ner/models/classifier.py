@@ -132,7 +132,8 @@ class Classifier(nn.Module):
         """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) ->
         the first head's pooled sentence vectors (B, H)."""
         x = self.inputs.from_vectors(word_vectors, char_ids, casing_ids)  # (B, T, D_in)
-        return self.heads[0].sentence_vectors(x, lengths)
+        head: Head = self.heads[0]  # type: ignore[assignment]
+        return head.sentence_vectors(x, lengths)
 
     def member_logits_from_vectors(
         self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
