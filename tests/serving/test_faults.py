@@ -187,6 +187,28 @@ def test_healthz_stays_fast_during_a_huge_request(server: Any) -> None:
     assert max(latencies) < 0.5, latencies
 
 
+def test_refused_from_the_head_on_a_kept_alive_connection(server: Any) -> None:
+    docs = [{"text": long_text(10_000, seed=i)} for i in range(32)]  # ~50k tokens > 8192
+    huge = threading.Thread(
+        target=lambda: httpx.post(f"{base(server)}/v1/tag", json={"documents": docs}, timeout=60)
+    )
+    huge.start()
+    time.sleep(0.3)  # admitted alone into the empty queue: the budget is used up
+    body = json.dumps({"text": SEED}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(post_bytes(server.port, body) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        answers = conn.recv(65536)
+    huge.join()
+    first, _, rest = answers.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 503"), answers[:300]
+    assert b"retry-after: 1" in first.lower()
+    assert b'"type":"overloaded"' in rest and b"max_queued_tokens" in rest
+    assert b"HTTP/1.1 200" in rest and b'{"status":"ok"}' in rest  # the connection lives on
+    text = no_server_errors(server)
+    assert metric(text, 'ner_http_requests_total{method="POST",route="/v1/tag",status="503"}') > 0
+
+
 # --- 8. oversized and stalled heads and bodies ---------------------------------------------
 
 
