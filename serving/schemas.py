@@ -237,7 +237,7 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
         """A raw text to tag."""
 
         model_config = _STRICT
-        text: text_t
+        text: text_t  # type: ignore[valid-type]
 
     class TokensDocument(BaseModel):
         """A tokenised sentence to tag."""
@@ -255,22 +255,22 @@ def build_request_schema(limits: RequestLimits, model_names: tuple[str, ...]) ->
         """Tag one raw text."""
 
         model_config = _STRICT
-        text: text_t
-        model: model_t
+        text: text_t  # type: ignore[valid-type]
+        model: model_t  # type: ignore[valid-type]
 
     class TokensRequest(BaseModel):
         """Tag one tokenised sentence."""
 
         model_config = _STRICT
         tokens: tokens_t
-        model: model_t
+        model: model_t  # type: ignore[valid-type]
 
     class DocumentsRequest(BaseModel):
         """Tag several documents; results come back in request order."""
 
         model_config = _STRICT
         documents: documents_type(limits, document_t)  # type: ignore[valid-type]
-        model: model_t
+        model: model_t  # type: ignore[valid-type]
 
     request_t = one_of(
         {"text": TextRequest, "tokens": TokensRequest, "documents": DocumentsRequest},

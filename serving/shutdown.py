@@ -44,7 +44,7 @@ def drain_on_signals(app: Any, grace_s: float) -> Callable[[], None]:
         if registry is not None:
             registry.accepting = False
         loop.call_soon_threadsafe(_begin_drain, app, grace_s)
-        chained = previous.get(sig)
+        chained = previous.get(signal.Signals(sig))
         if callable(chained):
             chained(sig, frame)
 

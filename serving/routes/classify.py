@@ -44,21 +44,21 @@ def build_classify_schema(settings: Settings, names: tuple[str, ...]) -> Request
         """A raw text to classify."""
 
         model_config = _STRICT
-        text: text_t
+        text: text_t  # type: ignore[valid-type]
 
     class ClassifyTextRequest(BaseModel):
         """Classify one raw text."""
 
         model_config = _STRICT
-        text: text_t
-        model: model_t
+        text: text_t  # type: ignore[valid-type]
+        model: model_t  # type: ignore[valid-type]
 
     class ClassifyDocumentsRequest(BaseModel):
         """Classify several texts; results come back in request order."""
 
         model_config = _STRICT
         documents: documents_type(limits, ClassifyDocument)  # type: ignore[valid-type]
-        model: model_t
+        model: model_t  # type: ignore[valid-type]
 
     request_t = one_of(
         {"text": ClassifyTextRequest, "documents": ClassifyDocumentsRequest},
