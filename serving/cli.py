@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ner serve`` arguments; each default is None so that unset flags keep env values."""
     p = argparse.ArgumentParser(
         prog="ner serve",
-        description="Serve NER bundles over HTTP (POST /v1/tag, /v1/models, /readyz, /metrics).",
+        description="Serve model bundles over HTTP: a route per task (POST /v1/tag, "
+        "/v1/classify, ...), GET /v1/models, /healthz, /readyz, /metrics.",
     )
     add = p.add_argument
     add(
@@ -45,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default: every bundle under models/",
     )
     add("--models-dir", metavar="DIR", help="where to look for bundles when no --model is given")
-    add("--default-model", metavar="NAME", help="the default model of the ner task")
+    add(
+        "--default-model",
+        action="append",
+        metavar="[TASK=]NAME",
+        help="the model that answers its task's requests without a model name "
+        "(NAME alone: the ner task); repeatable, one per task",
+    )
     add("--host", help="interface to bind (default 127.0.0.1)")
     add("--port", type=int, help="port to bind (default 8000)")
     add("--backend", choices=["onnx", "torch"], help="inference backend (default onnx)")
@@ -132,7 +139,8 @@ def _settings(ns: argparse.Namespace) -> Any:
     skip = {"log_level", "access_log", "default_model"}
     overrides = {k: v for k, v in vars(ns).items() if v is not None and k not in skip}
     if ns.default_model is not None:
-        overrides["default_models"] = {"ner": ns.default_model}
+        pairs = (item.rpartition("=") for item in ns.default_model)
+        overrides["default_models"] = {task or "ner": name for task, _, name in pairs}
     return Settings(**overrides)
 
 

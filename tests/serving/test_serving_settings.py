@@ -65,6 +65,8 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.max_chars == 77  # no flag given: the environment's value stays
     assert s.models == [Path("m1"), Path("m2")]
     assert s.default_models == {"ner": "m2"}
+    ns = build_parser().parse_args(["--default-model", "m2", "--default-model", "classify=sst"])
+    assert _settings(ns).default_models == {"ner": "m2", "classify": "sst"}
 
 
 def test_torch_backend_serves_the_same_tags(models_dir: Path, client: TestClient) -> None:
