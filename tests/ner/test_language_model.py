@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -411,3 +412,31 @@ def test_cli_errors_are_one_line(char_lm, capsys, args, message):
     assert main([*args, "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ner: error: ") and message in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# The shipped bundles
+
+SHIPPED = ["dinos-char", "shakespeare-char", "sst2-generator"]
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_bundle(name):
+    path = MODELS / name
+    if not (path / "config.json").is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    assert sum(f.stat().st_size for f in path.iterdir()) <= 10 * 1000 * 1000
+    onnx, torch_backend = load(path), load(path, "torch")
+    cls = onnx.classes[-1] if onnx.classes else None
+    text = "Tyrannosaurus" if name == "dinos-char" else "a warm and moving film"
+    if name == "shakespeare-char":
+        text = "ROMEO:\nBut soft, what light through yonder window breaks?"
+    got = onnx.score([text], class_=cls)[0]
+    assert got.log_prob == pytest.approx(
+        torch_backend.score([text], class_=cls)[0].log_prob, abs=1e-4
+    )
+    assert got.perplexity < 60 if onnx.level == "char" else got.perplexity < 5000
+    metrics = onnx.card["metrics"]
+    assert metrics["eval_nats_per_token"] < metrics.get("baseline_nats_per_token", 1.5 + 1e-9)
+    assert onnx.generate(3, seed=0, class_=cls) == torch_backend.generate(3, seed=0, class_=cls)
