@@ -131,7 +131,7 @@ def next_token_probs(
 def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One id per row of p (B, V), by inverting the cumulative distribution."""
     cdf = np.cumsum(p, axis=1)
-    u = rng.random(p.shape[0])[:, None] * cdf[:, -1:]
+    u = np.asarray(rng.random(p.shape[0]))[:, None] * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
 
 
@@ -498,17 +498,18 @@ def export_language_model(
             f"{len(featurizer.words)} tokens for vocab_size={config.inputs.vocab_size}"
         )
     task = "conditional_lm" if classes else "language_model"
+    onnx_parts = {
+        STEP: "step.onnx: word vectors of x<t> (B, 1, D), state a<t-1> (L, B, S)"
+        + (", class_ids (B,)" if classes else "")
+        + " -> logits of ŷ<t> (B, V), state a<t>",
+    }
+    if classes:
+        onnx_parts[INIT] = "init.onnx: class_ids (B,) -> initial state a<0> (L, B, S)"
     parts = {
-        "onnx": {
-            STEP: "step.onnx: word vectors of x<t> (B, 1, D), state a<t-1> (L, B, S)"
-            + (", class_ids (B,)" if classes else "")
-            + " -> logits of ŷ<t> (B, V), state a<t>",
-        },
+        "onnx": onnx_parts,
         "numpy": "token -> vector lookup (embeddings.npy), softmax, temperature/top-k/top-p "
         "sampling loop and the scoring loop (log P summed over steps, <EOS> included)",
     }
-    if classes:
-        parts["onnx"][INIT] = "init.onnx: class_ids (B,) -> initial state a<0> (L, B, S)"
     card = {"architecture": parts, **dict(card or {})}
     with BundleWriter(out_dir, task=task, name=name, version=version, max_bytes=max_bytes) as w:
         table = model.word_table()

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ner.bundle import Graph
 from ner.models.config import LanguageModelConfig
 from ner.nn.encoder import EncoderConfig, RNNEncoder
 from ner.nn.inputs import InputStack, installed_glove
@@ -70,7 +71,7 @@ class LanguageModel(nn.Module):
     def initial_state(self, class_ids: Tensor | None, batch: int) -> Tensor:
         """class_ids (B,) or None -> a<0> (and c<0>) of every layer (L, B, S)."""
         like = self.proj.weight
-        if self.init is None or class_ids is None:
+        if self.init is None or self.classes is None or class_ids is None:
             return self.encoder.initial_state(like, batch)
         rnn = self.config.rnn
         e = self.classes(class_ids)  # (B, class_dim)
@@ -80,7 +81,7 @@ class LanguageModel(nn.Module):
     def _x(self, word_vectors: Tensor, class_ids: Tensor | None) -> Tensor:
         """word_vectors (B, T, D), class_ids (B,) -> x<t> (B, T, D_in), e_c appended if fed."""
         x = self.inputs.from_vectors(word_vectors, None, None)  # type: ignore[arg-type]
-        if self.feeds_class and class_ids is not None:
+        if self.feeds_class and self.classes is not None and class_ids is not None:
             e = self.classes(class_ids)  # (B, class_dim)
             x = torch.cat([x, e.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         return x
@@ -144,11 +145,9 @@ def sequence_loss(logits: Tensor, targets: Tensor, lengths: Tensor) -> Tensor:
 # Graphs
 
 
-def step_graph(model: LanguageModel, table: np.ndarray) -> object:
+def step_graph(model: LanguageModel, table: np.ndarray) -> Graph:
     """One time step as an ONNX graph: ``word_vectors`` (B, 1, D), ``state`` (L, B, S) and, for a
     conditional model, ``class_ids`` (B,) -> ``logits`` (B, V), ``state`` (L, B, S)."""
-    from ner.bundle import Graph
-
     conditional = model.classes is not None
 
     class _Step(nn.Module):
@@ -191,10 +190,9 @@ def step_graph(model: LanguageModel, table: np.ndarray) -> object:
     )
 
 
-def init_graph(model: LanguageModel) -> object:
+def init_graph(model: LanguageModel) -> Graph:
     """A conditional model's initial state as an ONNX graph: ``class_ids`` (B,) -> ``state``
     (L, B, S) (zeros when the class is only fed as input)."""
-    from ner.bundle import Graph
 
     class _Init(nn.Module):
         def __init__(self, lm: LanguageModel) -> None:
