@@ -31,12 +31,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ner.data.schemes import spans_from_tags
-from ner.decode import DISALLOWED, Transitions, decode_batch, viterbi
+from ner.decode import DISALLOWED, Scheme, Transitions, decode_batch, viterbi
 
 __all__ = [
     "BINS",
@@ -177,7 +178,7 @@ def _bin_ids(scores: np.ndarray, bins: int) -> np.ndarray:
     return np.clip((scores * bins).astype(np.int64), 0, bins - 1)
 
 
-def reliability(scores: Sequence[float], correct: Sequence[bool], bins: int = BINS) -> Reliability:
+def reliability(scores: ArrayLike, correct: ArrayLike, bins: int = BINS) -> Reliability:
     """Reliability table over ``bins`` equal-width bins of ``[0, 1]``, and the ECE.
 
     Args:
@@ -213,14 +214,12 @@ def reliability(scores: Sequence[float], correct: Sequence[bool], bins: int = BI
     )
 
 
-def expected_calibration_error(
-    scores: Sequence[float], correct: Sequence[bool], bins: int = BINS
-) -> float:
+def expected_calibration_error(scores: ArrayLike, correct: ArrayLike, bins: int = BINS) -> float:
     """ECE of ``scores`` against ``correct`` over ``bins`` equal-width bins (0 for no items)."""
     return reliability(scores, correct, bins).ece
 
 
-def binary_nll(scores: Sequence[float], correct: Sequence[bool]) -> float:
+def binary_nll(scores: ArrayLike, correct: ArrayLike) -> float:
     """Mean negative log-likelihood of ``correct`` under the scores (clipped away from 0 and 1)."""
     s = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
     c = np.asarray(correct, dtype=bool)
@@ -340,7 +339,8 @@ class CalibrationSet:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.transitions: Transitions = predictor.transitions
-        labels, scheme = predictor.labels, predictor.tag_scheme
+        labels, scheme = predictor.labels, cast(Scheme, predictor.tag_scheme)
+        gold_in = cast(Scheme, gold_scheme)
         order = sorted(
             (i for i, s in enumerate(sentences) if len(s)), key=lambda i: len(sentences[i])
         )
@@ -358,7 +358,7 @@ class CalibrationSet:
                     raise ValueError(
                         f"sentence {i}: {len(sentences[i])} tokens, {len(gold[i])} tags"
                     )
-                truth = {(s.start, s.end, s.label) for s in spans_from_tags(gold[i], gold_scheme)}
+                truth = {(s.start, s.end, s.label) for s in spans_from_tags(gold[i], gold_in)}
                 tags = [labels[j] for j in path.tolist()]
                 for span in spans_from_tags(tags, scheme):
                     hit = (span.start, span.end, span.label) in truth
@@ -367,7 +367,7 @@ class CalibrationSet:
             if progress is not None:
                 progress(len(ids))
         self._batches = tuple(batches)
-        self.gold_entities = sum(len(spans_from_tags(g, gold_scheme)) for g in gold if len(g))
+        self.gold_entities = sum(len(spans_from_tags(g, gold_in)) for g in gold if len(g) > 0)
 
     def __len__(self) -> int:
         """The number of predicted entities."""

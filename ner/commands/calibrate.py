@@ -83,7 +83,7 @@ def _progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
     if not enabled:
         return None
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:  # tqdm is a training dependency; the command works without it
         return None
     return tqdm(total=total, desc=desc, unit="sent", file=sys.stderr, leave=False)
