@@ -86,28 +86,35 @@ def test_fit_monitors_dev_accuracy_and_calibration(tiny_sst_run) -> None:
     assert any("val_acc" in c.name for c in ckpts)
 
 
-def test_export_and_classify_matches_the_module(tiny_sst_run, tmp_path: Path) -> None:
+def test_export_and_classify_matches_the_checkpoint(tiny_sst_run, tmp_path: Path) -> None:
+    from training.export import load_checkpoint, model_from_checkpoint
     from training.export import main as export_main
 
     cli, tmp = tiny_sst_run
-    ckpt = tmp / "runs" / "tiny-sst" / "checkpoints" / "last.ckpt"
+    folder = tmp / "runs" / "tiny-sst" / "checkpoints"
     out = tmp_path / "bundle"
-    assert export_main(["--ckpt", str(ckpt), "--out", str(out), "--version", "0.0.1"]) == 0
+    assert export_main(["--ckpt", str(folder), "--out", str(out), "--version", "0.0.1"]) == 0
+    (best,) = folder.glob("epoch*.ckpt")  # save_top_k 1: the best dev accuracy
+    ckpt = load_checkpoint(best)
+    temperature = ckpt["rnn_ner"]["calibration"]["temperature"]
+    row = next(h for h in cli.model.history if h["epoch"] == ckpt["epoch"])
+    assert temperature == pytest.approx(row["val_temperature"])  # fitted on that epoch's dev
     onnx, torch_backend = load(out, "onnx"), load(out, "torch")
     assert onnx.task == "classify" and onnx.labels == ("negative", "positive")
-    temperature = cli.model.calibration["temperature"]
     assert onnx.temperature == pytest.approx(temperature)
     card = onnx.card
     assert card["calibration"]["temperature"] == pytest.approx(temperature)
+    assert card["metrics"]["dev"]["acc"] == pytest.approx(row["val_acc"])
     assert card["training_data"]["files"]["train"]["name"] == "tiny_sst.tsv"
     assert card["training_data"]["label_map"] == {"0": "negative", "1": "positive"}
     sentences = [list(s.tokens) for s in read_labelled(TINY_SST)]
     np.testing.assert_allclose(onnx.logits(sentences), torch_backend.logits(sentences), atol=1e-5)
-    # the module's own logits on the same sentences (eval mode, float32 word table)
-    module = cli.model.eval()
+    # the checkpoint's own model on the same sentences (float32 word table vs the bundle's fp16)
+    model = model_from_checkpoint(ckpt).eval()
     batch = cli.datamodule.val_dataloader().collate_fn(list(range(len(sentences))))
+    keys = ("word_ids", "glove_ids", "char_ids", "casing_ids", "lengths")
     with torch.no_grad():
-        want = module(batch).numpy()
+        want = model(*(batch[k] for k in keys)).numpy()
     np.testing.assert_allclose(onnx.logits(sentences), want, atol=1e-3)
     probs = np.array([[r.probabilities[k] for k in onnx.labels] for r in onnx.classify(sentences)])
     np.testing.assert_allclose(probs, softmax(onnx.logits(sentences), temperature), atol=1e-9)
