@@ -31,8 +31,10 @@ def main() -> None:
                 f"(epoch {r['best_epoch']}), avg-last {r['average_dev_acc']:.4f}, "
                 f"T {r['temperature']:.2f}, {r['train_seconds']:.0f}s | {curve}"
             )
-    print("| " + " | ".join(args.by) + " | seeds | best epoch: mean ± sd (min-max) |"
-          " last-epochs average: mean ± sd (min-max) |")
+    print(
+        "| " + " | ".join(args.by) + " | seeds | best epoch: mean ± sd (min-max) |"
+        " last-epochs average: mean ± sd (min-max) |"
+    )
     print("|" + " --- |" * (len(args.by) + 3))
     for key, runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         cells = []
