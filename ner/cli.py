@@ -34,6 +34,7 @@ from ner.settings import REPO_ROOT
 DEFAULT_MODEL = REPO_ROOT / "models" / "conll2003-en"
 COMMAND_MODULES: tuple[str, ...] = (
     "ner.commands.migrate",
+    "ner.commands.lab",
     "ner.commands.calibrate",
     "ner.commands.classify",
     "ner.commands.translate",
