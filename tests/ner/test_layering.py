@@ -20,10 +20,14 @@ def test_no_module_of_ner_imports_training_or_serving() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
                 # importlib by string, e.g. "training.cli": the old CLI reached up this way
-                if node.value.split(".")[0] in ("training", "serving") and "." in node.value:
-                    names = [node.value]
+                and node.value.split(".")[0] in ("training", "serving")
+                and "." in node.value
+            ):
+                names = [node.value]
             offenders += [
                 f"{path.relative_to(NER.parent)}:{node.lineno}: {n}"  # type: ignore[attr-defined]
                 for n in names
