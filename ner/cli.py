@@ -282,9 +282,9 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
     _check_output_dir(out)  # before the work, not after
     gold = [list(s.labels or ()) for s in sentences]
     predictor = _predictor(ns)
-    scheme = detect_scheme(gold) or _default_scheme(predictor.bundle.tag_scheme)
+    scheme = detect_scheme(gold) or _default_scheme(predictor.tag_scheme)
     pred = predictor.predict_tokens([s.tokens for s in sentences], scheme, ns.batch_size)
-    report = entity_scores(gold, pred, scheme=scheme)
+    report = entity_scores(gold, pred, scheme=scheme)  # type: ignore[arg-type]
     result = {
         "model": {
             "name": predictor.name,
@@ -304,7 +304,7 @@ def _cmd_eval(ns: argparse.Namespace) -> int:
 
     result["calibration"], table = eval_report(
         predictor,
-        [s.tokens for s in sentences],
+        [list(s.tokens) for s in sentences],
         gold,
         scheme,
         batch_size=ns.batch_size,

@@ -275,7 +275,7 @@ def _backward_log(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.nd
     b, t, k = em.shape
     beta = np.zeros((b, t, k))
     for step in range(t - 1, -1, -1):
-        last = (step == lens - 1)[:, None]
+        last = np.asarray(step == lens - 1)[:, None]
         if step + 1 < t:
             # (K, K) + (B, 1, K_next) -> logsumexp over K_next -> (B, K)
             inner = em[:, step + 1] + beta[:, step + 1]
@@ -344,7 +344,7 @@ def _backward_scaled(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np
             rec_scale = log_scale + m[:, step + 1] + np.log(safe)
         else:
             rec_hat, rec_scale = hat, log_scale
-        hat = np.where(last[:, None], end_hat, np.where(inside[:, None], rec_hat, 1.0 / k))
+        hat = np.where(last[:, None], end_hat, np.where(inside[:, None], rec_hat, 1.0 / k))  # type: ignore[index,assignment]
         log_scale = np.where(last, end_scale, np.where(inside, rec_scale, np.log(k)))
         beta[:, step] = np.where((step < lens)[:, None], _log_of(hat, log_scale), 0.0)
     return beta

@@ -294,7 +294,7 @@ class Predictor(TaskPredictor):
                 scaled = scale_emissions(emissions, self.temperature)
                 out = decode_batch(scaled, features.lengths, self._scored_transitions)
             else:
-                out = viterbi(emissions, features.lengths, self.transitions)
+                out = viterbi(emissions, features.lengths, self.transitions)  # type: ignore[assignment]
             for i, item in zip(batch, out, strict=True):
                 results[i] = item
         for i, item in enumerate(results):

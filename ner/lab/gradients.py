@@ -299,7 +299,7 @@ def write_csvs(result: LabResult, out: Path) -> None:
         with open(out / name, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(header)
-            writer.writerows(rows)
+            writer.writerows(rows)  # type: ignore[arg-type]
 
 
 def _label(cell: str) -> str:
