@@ -477,8 +477,10 @@ class OnnxGraphs:
     def __init__(self, root: Path, graphs: Mapping[str, Any], threads: int | None) -> None:
         self.sessions: dict[str, Any] = {}
         self.outputs: dict[str, tuple[str, ...]] = {}
+        self.paths: dict[str, Path] = {}
         for key, spec in graphs.items():
             path = root / spec["file"]
+            self.paths[key] = path
             session = self.session(path, threads)
             have = {o.name for o in session.get_outputs()}
             missing = [o for o in spec["outputs"] if o not in have]
@@ -508,7 +510,13 @@ class OnnxGraphs:
             raise BundleError(path, f"corrupt or truncated ONNX model ({first})") from None
 
     def run(self, key: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return _run_session(self.sessions[key], self.outputs[key], inputs)
+        try:
+            return _run_session(self.sessions[key], self.outputs[key], inputs)
+        except Exception as e:  # ORT's own types: a graph damaged in ways a load cannot see
+            if type(e).__module__.split(".")[0] != "onnxruntime":
+                raise
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise BundleError(self.paths[key], f"the ONNX graph failed to run ({first})") from None
 
 
 class TorchGraphs:

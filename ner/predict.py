@@ -118,6 +118,7 @@ class Predictor(TaskPredictor):
     """
 
     task = "ner"
+    graphs = (EMISSIONS,)
 
     def __init__(self, bundle: Bundle, *, max_tokens: int = 512) -> None:
         if max_tokens < 1:

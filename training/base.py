@@ -154,6 +154,12 @@ class TaskModule(pl.LightningModule):
         raise NotImplementedError
 
     @classmethod
+    def upgrade_state(cls, entry: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """The model's state_dict from a checkpoint, in the current layout (for checkpoints
+        written by earlier versions); the default keeps it as it is."""
+        return state
+
+    @classmethod
     def export(
         cls,
         model: torch.nn.Module,

@@ -240,7 +240,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
         for k, v in ckpt["state_dict"].items()
         if k.startswith(MODEL_PREFIX)
     }
-    model.load_state_dict(state)
+    model.load_state_dict(module_class.upgrade_state(ckpt[CHECKPOINT_KEY], state))
     return model.eval()
 
 

@@ -175,6 +175,14 @@ class NerTagger(TaskModule):
         return Tagger.build(config)
 
     @classmethod
+    def upgrade_state(cls, entry: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        if "config" in entry:
+            return state
+        from ner.models.tagger import migrate_legacy_state
+
+        return migrate_legacy_state(state)  # before task modules: inputs at the top level
+
+    @classmethod
     def export(
         cls,
         model: torch.nn.Module,

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ner.bundle import Backend, Bundle, Graph
+from ner.bundle import Backend, Bundle, BundleError, Graph
 
 
 class TaskPredictor:
@@ -18,9 +18,14 @@ class TaskPredictor:
     """
 
     task: ClassVar[str] = ""
+    graphs: ClassVar[tuple[str, ...]] = ()
+    """The graphs the predictor runs; a bundle whose config.json lacks one is refused."""
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
+        for key in self.graphs:
+            if key not in bundle.config["graphs"]:
+                raise BundleError(bundle.config_path, f"no graph {key!r} in 'graphs'")
 
     @classmethod
     def from_bundle(

@@ -28,5 +28,28 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         kind = hints.get(name)
         if dataclasses.is_dataclass(kind) and isinstance(kind, type):
             value = from_dict(kind, value)
+        else:
+            _check_value(cls.__name__, name, kind, value)
         values[name] = value
     return cls(**values)
+
+
+def _check_value(owner: str, name: str, kind: Any, value: Any) -> None:
+    """Literal fields hold one of their values, numbers have the declared type, dropouts lie in
+    [0, 1) and sizes are not negative (a config read from a file is checked like user input)."""
+    where = f"{owner}.{name}"
+    if typing.get_origin(kind) is typing.Literal:
+        allowed = typing.get_args(kind)
+        if value not in allowed:
+            raise ValueError(f"{where} must be one of {list(allowed)}, got {value!r}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if "dropout" in name and not 0.0 <= value < 1.0:
+            raise ValueError(f"{where} must lie in [0, 1), got {value!r}")

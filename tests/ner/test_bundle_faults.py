@@ -142,11 +142,6 @@ def test_damaged_onnx_graph_is_not_read_by_the_torch_backend(
     assert [d.to_dict() for d in got] == [d.to_dict() for d in want]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: the tagger Predictor does not check that config.json 'graphs' has the "
-    "'emissions' graph; the load succeeds and the first predict raises KeyError('emissions')",
-)
 def test_renamed_graph_in_config(tiny_bundle: Path, tmp_path: Path) -> None:
     """A one-bit flip in config.json ("emissions" -> "emissionr") found by fuzzing."""
     bundle = shutil.copytree(tiny_bundle, tmp_path / "damaged")
@@ -161,12 +156,6 @@ def test_renamed_graph_in_config(tiny_bundle: Path, tmp_path: Path) -> None:
         pytest.fail("a bundle without its emissions graph loaded and predicted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: TaggerConfig.from_dict checks neither the Literal fields nor ranges; "
-    "the ONNX backend loads a config with cell 'mstm' or dropout 1.1, and the torch backend "
-    "raises ValueError from ner.nn.encoder / torch.nn.Dropout instead of BundleError",
-)
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 @pytest.mark.parametrize(
     ("part", "key", "value"),
@@ -185,12 +174,6 @@ def test_invalid_model_config_values(
     assert str(e.value).startswith(str(bundle / "config.json"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: an ONNX graph whose shape constants are damaged (sha256 forged) loads "
-    "in ONNX Runtime, and the first run raises onnxruntime's Fail/InvalidArgument from "
-    "Bundle.run instead of BundleError (ner.bundle._run_session does not wrap ORT errors)",
-)
 def test_damaged_shape_constants_in_the_onnx_graph(tiny_bundle: Path, tmp_path: Path) -> None:
     """Every int64 Constant of the graph shifted in turn: BundleError or a working predictor."""
     import onnx

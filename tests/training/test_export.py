@@ -182,13 +182,6 @@ def test_best_checkpoint_follows_the_task_mode(
     assert best_checkpoint(folder)[0].name == "epoch001-val_f10.3000.ckpt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: NerTagger.rebuild accepts a checkpoint entry written before task "
-    "modules (flat 'tagger_config'), but model_from_checkpoint loads its state_dict without "
-    "ner.models.tagger.migrate_legacy_state, so the old 'model.words./chars./casing.' keys do "
-    "not fit the 'inputs.' layout and the export fails with 'cannot rebuild the model'",
-)
 def test_checkpoint_from_before_task_modules_exports(tiny_run, tmp_path: Path) -> None:
     _, tmp = tiny_run
 
