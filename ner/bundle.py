@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import warnings
@@ -208,7 +209,9 @@ class BundleWriter:
             raise BundleError(out, "exists and is not a bundle directory; refusing to replace it")
         out.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(out)
-        self.tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        self.tmp = Path(
+            tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.pid{os.getpid()}-", suffix=".tmp")
+        )
         self._vocabs: dict[str, str] = {}
         self._arrays: dict[str, str] = {}
         self._graphs: dict[str, dict[str, Any]] = {}
@@ -415,11 +418,13 @@ def _remove_stale(out: Path) -> None:
 
 
 def _pid_gone(name: str) -> bool:
-    """Whether the process that made a ``.old-<pid>`` folder is gone (tmp folders: always)."""
-    if ".old-" not in name:
+    """Whether the process that made a ``.old-<pid>`` or ``.pid<pid>-*.tmp`` folder is gone (a
+    folder without a pid, or of this process, counts as gone: nothing else is writing it)."""
+    match = re.search(r"\.old-(\d+)$|\.pid(\d+)-[^/]*\.tmp$", name)
+    if match is None:
         return True
-    pid = name.rsplit("-", 1)[-1]
-    if not pid.isdigit() or int(pid) == os.getpid():
+    pid = match.group(1) or match.group(2)
+    if int(pid) == os.getpid():
         return True
     try:
         os.kill(int(pid), 0)
