@@ -1,6 +1,7 @@
 """The web demo: ``GET /`` returns one self-contained HTML page (inline CSS and JS, no CDN).
 
-The page calls ``GET /v1/models`` and ``POST /v1/tag`` from the browser. It is read from the
+The page calls ``GET /v1/models`` and, one tab per task, ``POST /v1/tag``, ``/v1/classify``,
+``/v1/generate`` and ``/v1/translate`` from the browser. It is read from the
 ``serving`` package's ``static/`` folder (a fixed name, never a path taken from a request), and
 served with a Content-Security-Policy that allows exactly the page's own inline script and style
 (by SHA-256 hash) and requests to its own origin.
@@ -65,6 +66,6 @@ def load_page() -> DemoPage:
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
 def demo_page() -> HTMLResponse:
-    """The demo page: type text, see the entities highlighted and the per-token labels."""
+    """The demo page: tag entities, classify a text, sample from a language model, translate."""
     page = load_page()
     return HTMLResponse(page.html, headers=page.headers)

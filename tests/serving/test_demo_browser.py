@@ -5,10 +5,14 @@ Two kinds of test:
 - against a real ``ner serve`` (uvicorn in a subprocess, a real bundle): type text with an emoji
   before the entities, press Tag, and check that every highlighted span shows exactly the entity
   text the API returned. The shipped model is used when present (and then the screenshot goes to
-  ``docs/demo.png`` for the README); otherwise the tiny bundle from ``tests/helpers.py``.
+  ``docs/demo.png`` for the README); otherwise the tiny bundle from ``tests/helpers.py``. The
+  shipped sst2-en, dinos-char and dates-iso bundles are served too when present, for the Classify,
+  Generate and Translate tabs (label and probability bars, seeded samples, the translation and its
+  attention heat map, a 422 shown in the page); each of those tests skips without its bundle.
 - against a canned API (playwright routes every request, nothing is served): entities after
   astral-plane characters and an entity whose text is HTML, so the code-point conversion and the
-  textContent rendering are checked even when a tiny model predicts no entity at all.
+  textContent rendering are checked even when a tiny model predicts no entity at all; tabs whose
+  task has no model say so, and a conditional language model's classes fill the class select.
 
 Install the browser with ``apt-get update && apt-get install -y chromium``.
 """
@@ -44,6 +48,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHIPPED_MODEL = REPO / "models" / "conll2003-en"
+# The other tasks' shipped bundles, served next to the tagger when present (each test that needs
+# one skips without it): a classifier, a character language model and a date translator.
+CLASSIFIER = REPO / "models" / "sst2-en"
+GENERATOR = REPO / "models" / "dinos-char"
+TRANSLATOR = REPO / "models" / "dates-iso"
+TASK_MODELS = (CLASSIFIER, GENERATOR, TRANSLATOR)
 SCREENSHOT = REPO / "docs" / "demo.png"
 # A loopback origin for the canned-API tests: every request to it is answered by page.route,
 # and if one ever escaped it would go to the discard port on this machine, nowhere else.
@@ -61,6 +71,11 @@ if not CHROMIUM.exists():
 class Server:
     url: str
     shipped: bool  # True when serving models/conll2003-en
+    extra: frozenset[str] = frozenset()  # names of the other shipped bundles served
+
+    def need(self, model: Path) -> None:
+        if model.name not in self.extra:
+            pytest.skip(f"no shipped bundle at {model}")
 
 
 def _free_port() -> int:
@@ -108,12 +123,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-c", "import sys; from ner_cli import main; sys.exit(main())"]
     cmd += ["serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(model)]
+    extra = [m for m in TASK_MODELS if (m / "config.json").is_file()]
+    for m in extra:
+        cmd += ["--model", str(m)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
-        yield Server(url=url, shipped=shipped)
+        yield Server(url=url, shipped=shipped, extra=frozenset(m.name for m in extra))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -227,6 +245,96 @@ def test_seed_sentence_screenshot(server: Server, page: sync_api.Page, tmp_path:
     partial.write_bytes(page.screenshot(type="png", full_page=True))
     os.replace(partial, target)
     assert target.stat().st_size > 10_000
+
+
+def test_classify_shows_label_and_probabilities(server: Server, page: sync_api.Page) -> None:
+    server.need(CLASSIFIER)
+    page.goto(server.url + "/")
+    page.click("#tab-classify")
+    assert page.is_hidden("#panel-tag") and page.is_visible("#panel-classify")
+    page.fill("#classify-text", "a wonderful , moving film")
+    with page.expect_response(lambda r: r.url.endswith("/v1/classify")) as info:
+        page.click("#classify-run")
+    page.wait_for_selector("#classify-label[data-state=done]")
+    body = info.value.json()
+    assert body["label"] == "positive"
+    assert page.text_content("#classify-label") == "positive"
+    rows = page.eval_on_selector_all(
+        "#classify-probs tbody tr",
+        "rows => rows.map(r => [r.dataset.label, Number(r.dataset.probability),"
+        " r.querySelector('.bar i').style.width])",
+    )
+    assert sorted(r[0] for r in rows) == sorted(body["probabilities"])
+    assert rows[0][0] == "positive"  # most probable first
+    for label, p, width in rows:
+        assert p == pytest.approx(body["probabilities"][label])
+        assert float(width.rstrip("%")) == pytest.approx(100 * p, abs=0.1)
+
+
+def test_generate_with_seed_shows_n_samples(server: Server, page: sync_api.Page) -> None:
+    server.need(GENERATOR)
+    page.goto(server.url + "/")
+    page.click("#tab-generate")
+    page.wait_for_selector("#generate-model option[value='dinos-char']", state="attached")
+    page.select_option("#generate-model", "dinos-char")
+    assert page.is_hidden("#generate-class-label")  # a plain language model takes no class
+    page.fill("#generate-n", "4")
+    page.fill("#generate-temperature", "0.8")
+    page.fill("#generate-seed", "7")
+    with page.expect_response(lambda r: r.url.endswith("/v1/generate")) as info:
+        page.click("#generate-run")
+    page.wait_for_selector("#generate-samples[data-state=done]")
+    sent = json.loads(info.value.request.post_data or "{}")
+    assert sent == {"model": "dinos-char", "n": 4, "temperature": 0.8, "seed": 7}
+    body = info.value.json()
+    shown = page.eval_on_selector_all("#generate-samples li", "els => els.map(e => e.textContent)")
+    assert shown == body["samples"] and len(shown) == 4
+    assert "seed 7" in page.text_content("#generate-status")
+
+
+def test_translate_shows_date_and_attention_heat_map(server: Server, page: sync_api.Page) -> None:
+    server.need(TRANSLATOR)
+    page.goto(server.url + "/")
+    page.click("#tab-translate")
+    page.fill("#translate-text", "march 3 2021")
+    with page.expect_response(lambda r: r.url.endswith("/v1/translate")) as info:
+        page.click("#translate-run")
+    page.wait_for_selector("#translate-attention[data-state=done]")
+    body = info.value.json()
+    assert body["translation"] == "2021-03-03"
+    assert page.text_content("#translate-output") == "2021-03-03"
+    assert f"{body['score']:.4f}" in page.text_content("#translate-score")
+    heads = page.eval_on_selector_all(
+        "#translate-attention thead th", "els => els.slice(1).map(e => e.textContent)"
+    )
+    assert heads == [("␣" if t == " " else t) for t in body["source_tokens"]]
+    rows = page.eval_on_selector_all(
+        "#translate-attention tbody tr",
+        """rows => rows.map(r => ({token: r.dataset.token,
+            weights: Array.from(r.querySelectorAll('td'), c => Number(c.dataset.weight)),
+            colours: Array.from(r.querySelectorAll('td'), c => c.style.backgroundColor)}))""",
+    )
+    assert [r["token"] for r in rows] == body["output_tokens"]  # one row per output token
+    assert len(rows) == len(body["attention"])
+    for row, expected in zip(rows, body["attention"], strict=True):
+        assert row["weights"] == pytest.approx(expected)
+        assert all(c.startswith("rgba(47, 91, 211") for c in row["colours"])
+
+
+def test_translate_api_error_is_shown(server: Server, browser: sync_api.Browser) -> None:
+    server.need(TRANSLATOR)
+    # Its own context: Chromium logs every 4xx fetch as a console error, which `page` refuses.
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    pg.click("#tab-translate")
+    pg.fill("#translate-text", "march 3 2021 €")
+    pg.click("#translate-run")
+    pg.wait_for_selector("#translate-status.error")
+    status = pg.text_content("#translate-status") or ""
+    assert "422" in status and "never seen" in status, status
+    assert pg.text_content("#translate-output") == ""
+    context.close()
 
 
 # --- against a canned API: the conversion and the escaping, model-independent ---------------
@@ -347,4 +455,66 @@ def test_api_error_is_shown(browser: sync_api.Browser) -> None:
     pg.click("#tag")
     pg.wait_for_selector("#status.error")
     assert "413" in pg.text_content("#status") and "limit is 20000" in pg.text_content("#status")
+    context.close()
+
+
+def test_tasks_without_a_model_say_so(browser: sync_api.Browser) -> None:
+    """Only a tagger and a conditional language model loaded (canned): the other panels say so,
+    the class select lists the model's classes, and a 422 body is shown in the panel."""
+    from serving.routes.demo import load_page
+
+    demo = load_page()
+    models = {
+        "models": [
+            {"name": "canned", "task": "ner", "version": "9", "default": True},
+            {
+                "name": "reviews",
+                "task": "conditional_lm",
+                "version": "2",
+                "default": True,
+                "classes": ["negative", "positive"],
+            },
+        ]
+    }
+    sent: list[dict[str, object]] = []
+
+    def handle(route: sync_api.Route) -> None:
+        path = route.request.url.removeprefix(FAKE_ORIGIN)
+        if path == "/":
+            route.fulfill(
+                status=200,
+                body=demo.html,
+                headers={"content-type": "text/html; charset=utf-8", **demo.headers},
+            )
+        elif path == "/v1/models":
+            route.fulfill(status=200, json=models)
+        elif path == "/v1/generate":
+            sent.append(json.loads(route.request.post_data or "{}"))
+            error = {"type": "invalid_request", "message": "n: Input should be <= 64"}
+            route.fulfill(status=422, json={"error": error})
+        else:
+            route.fulfill(status=404, body="not found")
+
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.route(FAKE_ORIGIN + "/**", handle)
+    pg.goto(FAKE_ORIGIN + "/")
+    pg.wait_for_selector("#model-name")
+    assert pg.text_content("#tag-unavailable") == ""
+    pg.click("#tab-classify")
+    assert "No classification model is loaded" in (pg.text_content("#classify-unavailable") or "")
+    pg.click("#tab-translate")
+    assert "No translation model is loaded" in (pg.text_content("#translate-unavailable") or "")
+    pg.click("#tab-generate")
+    assert pg.text_content("#generate-unavailable") == ""
+    assert pg.is_visible("#generate-class-label")
+    options = pg.eval_on_selector_all("#generate-class option", "els => els.map(e => e.value)")
+    assert options == ["negative", "positive"]
+    pg.select_option("#generate-class", "positive")
+    pg.fill("#generate-n", "65")
+    pg.click("#generate-run")
+    pg.wait_for_selector("#generate-status.error")
+    status = pg.text_content("#generate-status") or ""
+    assert "422" in status and "n: Input should be <= 64" in status, status
+    assert sent == [{"model": "reviews", "n": 65, "temperature": 1, "class": "positive"}]
     context.close()
