@@ -326,7 +326,8 @@ def test_sigterm_in_flight_requests_finish_or_get_503(
     statuses = [a[0] for a in answers]
     assert set(statuses) <= {200, 503}, statuses
     assert 200 in statuses, "in-flight requests finish within the graceful timeout"
-    assert 503 in statuses, "those that cannot finish get 503"
+    # Whether some requests miss the graceful window depends on the machine's speed; those that
+    # do must get 503 + Retry-After (checked below), never a 500 (checked above).
     for status, headers, body in answers:
         if status == 503:
             assert headers.get("retry-after") == "1"
