@@ -222,7 +222,6 @@ def test_tag_text_and_stdin(tiny_bundle: Path) -> None:
 
 
 def test_eval_prints_and_writes_json(tiny_bundle: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ner.metrics")
     out = tmp_path / "scores.json"
     result = ner("eval", "--model", str(tiny_bundle), "--data", str(DEV), "--json", str(out))
     assert result.returncode == 0, result.stderr
@@ -241,7 +240,6 @@ def test_eval_writes_json_by_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Without --json the scores go to <model dir>.<data stem>.eval.json in the cwd (atomic)."""
-    pytest.importorskip("ner.metrics")
     monkeypatch.chdir(tmp_path)
     assert main(["eval", "--model", str(tiny_bundle), "--data", str(DEV)]) == 0
     expected = f"{tiny_bundle.name}.tiny_dev.eval.json"

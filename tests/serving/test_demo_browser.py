@@ -115,7 +115,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``ner serve`` in a subprocess on a free loopback port, with a real bundle."""
-    pytest.importorskip("serving.main", reason="serving.main (create_app) is not available yet")
     tmp = tmp_path_factory.mktemp("demo")
     model, shipped = _model_dir(tmp)
     port = _free_port()
