@@ -40,8 +40,8 @@ from ner.models.config import ClassifierConfig
 from training.base import OptimConfig, TaskModule, with_sizes
 from training.data import (
     DATA_STATE_FORMAT,
-    BucketBatchSampler,
     DataError,
+    bucketed_loader,
     data_license,
     data_record,
     featurizer_from_state,
@@ -252,24 +252,15 @@ class ClassifyDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, *, shuffle: bool) -> DataLoader:
         split = self.split(name)
-        world, rank = 1, 0
-        if shuffle and self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        sampler = BucketBatchSampler(
+        return bucketed_loader(
+            self,
             [len(t) for t in split.tokens],
             batch_size,
+            LabelCollate(self.featurizer, split.tokens, split.labels),
             shuffle=shuffle,
             bucket_batches=self.bucket_batches,
             seed=self.seed,
-            num_replicas=world,
-            rank=rank,
-        )
-        return DataLoader(
-            list(range(len(split.tokens))),
-            batch_sampler=sampler,
-            collate_fn=LabelCollate(self.featurizer, split.tokens, split.labels),
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -246,6 +246,45 @@ class BucketBatchSampler(Sampler[list[int]]):
         return math.ceil(batches / self.num_replicas)
 
 
+def bucketed_loader(
+    datamodule: pl.LightningDataModule,
+    lengths: Sequence[int],
+    batch_size: int,
+    collate: Any,
+    *,
+    shuffle: bool,
+    bucket_batches: int,
+    seed: int,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader over a split's row indices in length-bucketed batches (``BucketBatchSampler``).
+
+    Shuffled loaders are for training: under DDP each rank takes its share of the batches;
+    evaluation loaders give every rank the whole split, sorted by length. ``collate`` turns a
+    list of row indices into a batch. Every task's DataModule loads through this.
+    """
+    world, rank = 1, 0
+    trainer = datamodule.trainer
+    if shuffle and trainer is not None:
+        world, rank = trainer.world_size, trainer.global_rank
+    sampler = BucketBatchSampler(
+        lengths,
+        batch_size,
+        shuffle=shuffle,
+        bucket_batches=bucket_batches,
+        seed=seed,
+        num_replicas=world,
+        rank=rank,
+    )
+    return DataLoader(
+        list(range(len(lengths))),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
 class Collate:
     """Rows -> a padded batch of tensors (picklable, so it works with worker processes).
 
@@ -502,24 +541,15 @@ class NerDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, *, shuffle: bool) -> DataLoader:
         split = self.split(name)
-        world, rank = 1, 0
-        if shuffle and self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        sampler = BucketBatchSampler(
+        return bucketed_loader(
+            self,
             [len(t) for t in split.tokens],
             batch_size,
+            Collate(self.featurizer, split.tokens, split.tags),
             shuffle=shuffle,
             bucket_batches=self.bucket_batches,
             seed=self.seed,
-            num_replicas=world,
-            rank=rank,
-        )
-        return DataLoader(
-            list(range(len(split))),
-            batch_sampler=sampler,
-            collate_fn=Collate(self.featurizer, split.tokens, split.tags),
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -44,8 +44,8 @@ from ner.translate import (
 from training.base import OptimConfig, TaskModule, with_sizes
 from training.data import (
     DATA_STATE_FORMAT,
-    BucketBatchSampler,
     DataError,
+    bucketed_loader,
     data_license,
     data_record,
     file_sha256,
@@ -247,22 +247,14 @@ class Seq2SeqDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, *, shuffle: bool) -> DataLoader:
         split = self.split(name)
-        world, rank = 1, 0
-        if shuffle and self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        sampler = BucketBatchSampler(
+        return bucketed_loader(
+            self,
             [len(s) for s in split.sources],
             batch_size,
+            PairCollate(split, *self.vocabs),
             shuffle=shuffle,
             bucket_batches=self.bucket_batches,
             seed=self.seed,
-            num_replicas=world,
-            rank=rank,
-        )
-        return DataLoader(
-            list(range(len(split.sources))),
-            batch_sampler=sampler,
-            collate_fn=PairCollate(split, *self.vocabs),
         )
 
     def train_dataloader(self) -> DataLoader:
