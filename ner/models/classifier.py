@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ner.models.config import ClassifierConfig, Pooling
 from ner.nn.encoder import EncoderConfig, RNNEncoder
-from ner.nn.inputs import InputStack, installed_glove
+from ner.nn.inputs import InputStack, from_vectors_graph, installed_glove
 
 __all__ = ["Classifier", "Head", "Pool", "logits_graph"]
 
@@ -196,27 +196,6 @@ LOGITS = "logits"
 def logits_graph(model: Classifier, tables: Any) -> Any:
     """The classifier's ONNX graph: word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T),
     lengths (B,) -> logits (B, K); batch, time and character axes are dynamic."""
-    from ner.bundle import Graph
-    from ner.tasks.inputs import example_inputs, input_axes
-
-    class _Logits(nn.Module):
-        def __init__(self, classifier: Classifier) -> None:
-            super().__init__()
-            self.classifier = classifier
-
-        def forward(self, word_vectors, char_ids, casing_ids, lengths):  # type: ignore[no-untyped-def]
-            """Word vectors (B, T, D) and ids -> logits (B, K)."""
-            return self.classifier.logits_from_vectors(word_vectors, char_ids, casing_ids, lengths)
-
-    def example(rng: np.random.Generator, variant: int) -> dict[str, np.ndarray]:
-        lengths = [4, 2] if variant == 0 else [9, 1, 5, 3]
-        return example_inputs(model.config.inputs, tables, rng, lengths)
-
-    return Graph(
-        module=_Logits(model),
-        inputs=("word_vectors", "char_ids", "casing_ids", "lengths"),
-        outputs=(LOGITS,),
-        dynamic_axes={**input_axes(), "lengths": {0: "batch"}, LOGITS: {0: "batch"}},
-        example=example,
-        atol=1e-5,
+    return from_vectors_graph(
+        model, "logits_from_vectors", tables, LOGITS, {0: "batch"}, atol=1e-5
     )

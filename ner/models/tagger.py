@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ner.models.config import TaggerConfig
 from ner.nn.encoder import EncoderConfig, RNNEncoder
-from ner.nn.inputs import InputStack, installed_glove
+from ner.nn.inputs import InputStack, from_vectors_graph, installed_glove
 
 
 class Tagger(nn.Module):
@@ -114,30 +114,4 @@ _BATCH_TIME = {0: "batch", 1: "time"}
 def emissions_graph(model: Tagger, tables: Any) -> Any:
     """The tagger's ONNX graph: word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T),
     lengths (B,) -> emissions (B, T, K); batch, time and character axes are dynamic."""
-    from ner.bundle import Graph
-    from ner.tasks.inputs import example_inputs, input_axes
-
-    class _Emissions(nn.Module):
-        def __init__(self, tagger: Tagger) -> None:
-            super().__init__()
-            self.tagger = tagger
-
-        def forward(self, word_vectors, char_ids, casing_ids, lengths):  # type: ignore[no-untyped-def]
-            """Word vectors (B, T, D) and ids -> emissions (B, T, K)."""
-            return self.tagger.emissions_from_vectors(word_vectors, char_ids, casing_ids, lengths)
-
-    def example(rng: np.random.Generator, variant: int) -> dict[str, np.ndarray]:
-        lengths = [4, 2] if variant == 0 else [9, 1, 5, 3]
-        return example_inputs(model.config.inputs, tables, rng, lengths)
-
-    return Graph(
-        module=_Emissions(model),
-        inputs=("word_vectors", "char_ids", "casing_ids", "lengths"),
-        outputs=("emissions",),
-        dynamic_axes={
-            **input_axes(),
-            "lengths": {0: "batch"},
-            "emissions": {0: "batch", 1: "time"},
-        },
-        example=example,
-    )
+    return from_vectors_graph(model, "emissions_from_vectors", tables, "emissions", _BATCH_TIME)

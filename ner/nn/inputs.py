@@ -16,6 +16,8 @@ never enter a graph.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -71,6 +73,53 @@ class InputStack(nn.Module):
     def word_table(self) -> np.ndarray:
         """The trainable word table (V, D) float32, as bundles store it."""
         return self.words.table()
+
+
+class FromVectors(nn.Module):
+    """Wraps ``model.<method>(word_vectors, char_ids, casing_ids, lengths)`` as the module of an
+    ONNX graph that starts at word vectors (the word lookup runs in NumPy at serving time)."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(
+        self, word_vectors: Tensor, char_ids: Tensor, casing_ids: Tensor, lengths: Tensor
+    ) -> Tensor:
+        """word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T), lengths (B,) -> the
+        method's output (emissions (B, T, K) for the tagger, logits (B, K) for the classifier)."""
+        return getattr(self.model, self.method)(word_vectors, char_ids, casing_ids, lengths)
+
+
+def from_vectors_graph(
+    model: nn.Module,
+    method: str,
+    tables: Any,
+    output: str,
+    output_axes: dict[int, str],
+    atol: float = 1e-4,
+) -> Any:
+    """The ``ner.bundle.Graph`` of ``model.<method>`` over the input stack's inputs
+    (word_vectors, char_ids, casing_ids, lengths -> ``output``); batch, time and character axes
+    are dynamic. Shared by every task whose graph reads words."""
+    from ner.bundle import Graph
+    from ner.tasks.inputs import example_inputs, input_axes
+
+    config: InputConfig = model.config.inputs  # type: ignore[union-attr,assignment]
+
+    def example(rng: np.random.Generator, variant: int) -> dict[str, np.ndarray]:
+        lengths = [4, 2] if variant == 0 else [9, 1, 5, 3]
+        return example_inputs(config, tables, rng, lengths)
+
+    return Graph(
+        module=FromVectors(model, method),
+        inputs=("word_vectors", "char_ids", "casing_ids", "lengths"),
+        outputs=(output,),
+        dynamic_axes={**input_axes(), "lengths": {0: "batch"}, output: output_axes},
+        example=example,
+        atol=atol,
+    )
 
 
 def load_word_table(inputs: InputStack, table: Tensor) -> dict[str, Tensor]:
