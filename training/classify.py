@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
@@ -41,6 +40,7 @@ from training.base import OptimConfig, TaskModule, with_sizes
 from training.data import (
     DATA_STATE_FORMAT,
     DataError,
+    WordDataModule,
     bucketed_loader,
     data_license,
     data_record,
@@ -98,7 +98,7 @@ class LabelledSplit:
     labels: list[int]
 
 
-class ClassifyDataModule(pl.LightningDataModule):
+class ClassifyDataModule(WordDataModule):
     """``sentence<TAB>label`` files (space-tokenised sentences) for a sentence classifier.
 
     Args:
@@ -159,8 +159,8 @@ class ClassifyDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.license = license
-        self._featurizer: Featurizer | None = None
-        self._labels: list[str] | None = None
+        self._featurizer = None
+        self._labels = None
         self._splits: dict[str, LabelledSplit] = {}
         self._raw: dict[str, list[Any]] = {}
 
@@ -196,30 +196,6 @@ class ClassifyDataModule(pl.LightningDataModule):
         self._featurizer = Featurizer(words, chars, self.use_glove, self.max_word_len)
         self._labels = labels
         log.info("vocabulary: %d words, %d classes from %s", len(words), len(labels), path)
-
-    @property
-    def featurizer(self) -> Featurizer:
-        if self._featurizer is None:
-            self._build_vocab()
-        assert self._featurizer is not None
-        return self._featurizer
-
-    @property
-    def labels(self) -> list[str]:
-        """Class names in class-id order."""
-        if self._labels is None:
-            self._build_vocab()
-        assert self._labels is not None
-        return list(self._labels)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.featurizer.words)
-
-    @property
-    def num_chars(self) -> int:
-        chars = self.featurizer.chars
-        return 0 if chars is None else len(chars)
 
     # ---------------------------------------------------------------- splits
 
@@ -262,15 +238,6 @@ class ClassifyDataModule(pl.LightningDataModule):
             seed=self.seed,
             num_workers=self.num_workers,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
 
     # ---------------------------------------------------------------- checkpoint state
 

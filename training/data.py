@@ -331,7 +331,68 @@ class Split:
         return len(self.tokens)
 
 
-class NerDataModule(pl.LightningDataModule):
+class BucketedDataModule(pl.LightningDataModule):
+    """A DataModule whose splits load through ``_loader(name, batch_size, shuffle=)`` (usually
+    :func:`bucketed_loader`): training batches are shuffled, dev and test ones are not."""
+
+    batch_size: int
+    eval_batch_size: int
+
+    def _loader(self, name: str, batch_size: int, *, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled length-bucketed batches; each DDP rank takes its share of the batches."""
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """The whole dev set, sorted by length (every rank scores all of it)."""
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+
+class WordDataModule(BucketedDataModule):
+    """A DataModule over word sequences whose vocabularies and labels come from the training
+    split, built on first use by ``_build_vocab`` (which sets ``_featurizer`` and ``_labels``),
+    so that LightningCLI can link their sizes into the model at instantiation."""
+
+    _featurizer: Featurizer | None = None
+    _labels: list[str] | None = None
+
+    def _build_vocab(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def featurizer(self) -> Featurizer:
+        """Tokens -> features, with the vocabularies of the training split."""
+        if self._featurizer is None:
+            self._build_vocab()
+        assert self._featurizer is not None
+        return self._featurizer
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in label-id order."""
+        if self._labels is None:
+            self._build_vocab()
+        assert self._labels is not None
+        return list(self._labels)
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the word vocabulary (PAD and UNK included)."""
+        return len(self.featurizer.words)
+
+    @property
+    def num_chars(self) -> int:
+        """Size of the character vocabulary; 0 without character features."""
+        chars = self.featurizer.chars
+        return 0 if chars is None else len(chars)
+
+
+class NerDataModule(WordDataModule):
     """CoNLL train/dev/test files for a tagger, through Hugging Face ``datasets``.
 
     Args:
@@ -416,38 +477,11 @@ class NerDataModule(pl.LightningDataModule):
         self.init_from = init_from
         self.seed = seed
         self.license = license
-        self._featurizer: Featurizer | None = None
-        self._labels: list[str] | None = None
+        self._featurizer = None
+        self._labels = None
         self._splits: dict[str, Split] = {}
 
     # ---------------------------------------------------------------- vocabularies (linked)
-
-    @property
-    def featurizer(self) -> Featurizer:
-        """Tokens -> features, with the vocabularies of the training split (or of ``init_from``)."""
-        if self._featurizer is None:
-            self._build_vocab()
-        assert self._featurizer is not None
-        return self._featurizer
-
-    @property
-    def labels(self) -> list[str]:
-        """Tag names in tag-id order, in ``tag_scheme`` (``O`` first)."""
-        if self._labels is None:
-            self._build_vocab()
-        assert self._labels is not None
-        return list(self._labels)
-
-    @property
-    def vocab_size(self) -> int:
-        """Size of the word vocabulary (PAD and UNK included)."""
-        return len(self.featurizer.words)
-
-    @property
-    def num_chars(self) -> int:
-        """Size of the character vocabulary; 0 without character features."""
-        chars = self.featurizer.chars
-        return 0 if chars is None else len(chars)
 
     def _build_vocab(self) -> None:
         if self.init_from:
@@ -551,17 +585,6 @@ class NerDataModule(pl.LightningDataModule):
             seed=self.seed,
             num_workers=self.num_workers,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled length-bucketed batches; each DDP rank takes its share of the batches."""
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """The whole dev set, sorted by length (every rank scores all of it)."""
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", self.eval_batch_size, shuffle=False)

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
@@ -44,6 +43,7 @@ from ner.translate import (
 from training.base import OptimConfig, TaskModule, with_sizes
 from training.data import (
     DATA_STATE_FORMAT,
+    BucketedDataModule,
     DataError,
     bucketed_loader,
     data_license,
@@ -98,7 +98,7 @@ def _with_references(
     return PairSplit(sources, targets, [refs[tuple(s)] for s in sources], record)
 
 
-class Seq2SeqDataModule(pl.LightningDataModule):
+class Seq2SeqDataModule(BucketedDataModule):
     """Source -> target pairs for an encoder-decoder.
 
     Args:
@@ -256,15 +256,6 @@ class Seq2SeqDataModule(pl.LightningDataModule):
             bucket_batches=self.bucket_batches,
             seed=self.seed,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
 
     # ---------------------------------------------------------------- checkpoint state
 
