@@ -78,6 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(the similarity-weighted mean of their --neighbours nearest training words' deltas)",
     )
     p.add_argument("--neighbours", type=int, default=10)
+    p.add_argument(
+        "--adv",
+        type=float,
+        default=0.0,
+        help="adversarial training (Miyato et al. 2017): also train on the word vectors moved "
+        "by this L2 norm per sentence along the loss gradient (0: off)",
+    )
+    p.add_argument(
+        "--min-freq", type=int, default=1, help="training words seen fewer times get no delta"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log", type=Path, default=None, help="append a JSON line per run")
@@ -167,7 +177,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_data, dev_data = read_labelled(train_file), read_labelled(dev_file)
     labels = list(LABELS.values())
     train_tokens = [list(s.tokens) for s in train_data]
-    words = Vocab.build((w for s in train_tokens for w in s), casing="lower")
+    words = Vocab.build(
+        (w for s in train_tokens for w in s), casing="lower", min_freq=args.min_freq
+    )
     chars = char_vocab(w for s in train_tokens for w in s) if args.chars != "none" else None
     featurizer = Featurizer(words, chars, use_glove=True)
     train_t = tensors(featurizer, train_tokens)
@@ -198,8 +210,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 word_ids = word_ids.masked_fill(drop, 1)
                 glove_ids = glove_ids.masked_fill(drop, 0)
             optimizer.zero_grad()
-            logits = model.member_logits(word_ids, glove_ids, char_ids, casing_ids, lengths)
-            loss = model.loss(logits, y_train[torch.from_numpy(idx)])
+            y = y_train[torch.from_numpy(idx)]
+            loss = model.training_loss(
+                word_ids, glove_ids, char_ids, casing_ids, lengths, y, adversarial=args.adv
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             optimizer.step()

@@ -278,6 +278,9 @@ class ClassifyModule(TaskModule):
         optim: The optimiser and its learning-rate schedule.
         word_dropout: Probability of replacing a training word by UNK (no GloVe vector either).
         label_smoothing: Cross-entropy label smoothing.
+        adversarial: Adversarial training on the word vectors: the L2 norm epsilon of the
+            per-sentence move along the loss gradient (0: off; see
+            ``ner.models.classifier.Classifier.training_loss``).
     """
 
     task = "classify"
@@ -300,8 +303,11 @@ class ClassifyModule(TaskModule):
         optim: OptimConfig = CLASSIFY_OPTIM,
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
+        adversarial: float = 0.0,
     ) -> None:
         super().__init__(optim)
+        if adversarial < 0:
+            raise ValueError(f"adversarial must be >= 0, got {adversarial}")
         self.save_hyperparameters(ignore=["labels", "vocab_size", "num_chars", "arch", "optim"])
         self.hparams.update(arch=dataclasses.asdict(arch), optim=dataclasses.asdict(optim))
         self.labels = list(labels or ["negative", "positive"])
@@ -313,6 +319,7 @@ class ClassifyModule(TaskModule):
         self.model = Classifier.build(config)
         self.word_dropout = word_dropout
         self.label_smoothing = label_smoothing
+        self.adversarial = adversarial
         self.calibration: dict[str, float] = {"temperature": 1.0}
         self._logits: list[np.ndarray] = []
         self._gold: list[np.ndarray] = []
@@ -338,14 +345,16 @@ class ClassifyModule(TaskModule):
                 "word_ids": word_ids.masked_fill(drop, 1),  # UNK
                 "glove_ids": batch["glove_ids"].masked_fill(drop, 0),  # no GloVe vector
             }
-        logits = self.model.member_logits(
+        return self.model.training_loss(  # each ensemble head learns on its own loss
             batch["word_ids"],
             batch["glove_ids"],
             batch["char_ids"],
             batch["casing_ids"],
             batch["lengths"],
-        )  # (M, B, K): each ensemble head learns on its own loss
-        return self.model.loss(logits, batch["labels"], self.label_smoothing)
+            batch["labels"],
+            label_smoothing=self.label_smoothing,
+            adversarial=self.adversarial,
+        )
 
     def reset_metrics(self) -> None:
         self._logits, self._gold = [], []

@@ -185,6 +185,39 @@ class Classifier(nn.Module):
             logits, labels = logits.reshape(m * b, k), labels.repeat(m)
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
+    def training_loss(
+        self,
+        word_ids: Tensor,
+        glove_ids: Tensor,
+        char_ids: Tensor,
+        casing_ids: Tensor,
+        lengths: Tensor,
+        labels: Tensor,
+        *,
+        label_smoothing: float = 0.0,
+        adversarial: float = 0.0,
+    ) -> Tensor:
+        """The training loss of a batch: every head's cross-entropy and, with ``adversarial``
+        = epsilon > 0, the cross-entropy on adversarially moved word vectors too.
+
+        Adversarial training (Goodfellow et al. 2015 on images; Miyato et al. 2017, "Adversarial
+        training methods for semi-supervised text classification", on word embeddings): each
+        sentence's word vectors e (T, D) are moved by r_adv = epsilon g / ||g||_2, where g is the
+        gradient of the loss with respect to e, the worst direction of a linear approximation of
+        the loss; the loss there is added to the plain one. It smooths the model around the
+        training sentences; the padded steps get no gradient, so they do not move.
+        """
+        vectors = self.inputs.word_vectors(word_ids, glove_ids)  # (B, T, D)
+        rest = (char_ids, casing_ids, lengths)
+        loss = self.loss(self.member_logits_from_vectors(vectors, *rest), labels, label_smoothing)
+        if adversarial <= 0:
+            return loss
+        (g,) = torch.autograd.grad(loss, vectors, retain_graph=True)  # (B, T, D)
+        norm = g.flatten(1).norm(dim=1).clamp(min=1e-12)  # (B,)
+        r_adv = adversarial * g.detach() / norm.view(-1, 1, 1)
+        moved = self.member_logits_from_vectors(vectors + r_adv, *rest)
+        return loss + self.loss(moved, labels, label_smoothing)
+
     def word_table(self) -> np.ndarray:
         """The trainable word table (V, D) float32, as the bundle stores it."""
         return self.inputs.word_table()
@@ -196,6 +229,4 @@ LOGITS = "logits"
 def logits_graph(model: Classifier, tables: Any) -> Any:
     """The classifier's ONNX graph: word_vectors (B, T, D), char_ids (B, T, C), casing_ids (B, T),
     lengths (B,) -> logits (B, K); batch, time and character axes are dynamic."""
-    return from_vectors_graph(
-        model, "logits_from_vectors", tables, LOGITS, {0: "batch"}, atol=1e-5
-    )
+    return from_vectors_graph(model, "logits_from_vectors", tables, LOGITS, {0: "batch"}, atol=1e-5)

@@ -152,6 +152,31 @@ def test_members_are_a_log_probability_mean_of_independent_heads() -> None:
         torch.testing.assert_close(single(*inputs), single.member_logits(*inputs)[0])
 
 
+def test_adversarial_loss_moves_the_word_vectors_the_worst_way() -> None:
+    model = _model("attention", layers=1)
+    inputs, labels = _ids([6, 3, 5]), torch.tensor([0, 2, 1])
+    plain = model.training_loss(*inputs, labels)
+    eps = 0.05
+    adversarial = model.training_loss(*inputs, labels, adversarial=eps) - plain
+    vectors = model.inputs.word_vectors(inputs[0], inputs[1]).detach()
+    rest = inputs[2:]
+    torch.testing.assert_close(
+        plain, model.loss(model.member_logits_from_vectors(vectors, *rest), labels)
+    )
+    # The gradient direction raises the loss more than random moves of the same per-sentence norm
+    # at the real steps (the padded steps get no gradient, so r_adv is zero there).
+    g = torch.Generator().manual_seed(3)
+    mask = (torch.arange(6).unsqueeze(0) < inputs[-1].unsqueeze(1)).unsqueeze(-1)
+    with torch.no_grad():
+        for _ in range(5):
+            r = torch.randn(vectors.shape, generator=g) * mask
+            r = eps * r / r.flatten(1).norm(dim=1).view(-1, 1, 1)
+            moved = model.loss(model.member_logits_from_vectors(vectors + r, *rest), labels)
+            assert adversarial > moved
+    assert adversarial > plain
+    adversarial.backward()  # differentiable end to end (double use of the graph)
+
+
 def test_config_round_trip_and_bad_sizes() -> None:
     config = _model("attention").config
     assert ClassifierConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
