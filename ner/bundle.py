@@ -680,11 +680,16 @@ class Bundle:
             raise BundleError(path, "not a state_dict")
         return state
 
-    def load_torch_model(self, model: Any, *, optional: Sequence[str] = ()) -> Any:
+    def load_torch_model(
+        self, model: Any, *, optional: Sequence[str] = (), prefix: str = ""
+    ) -> Any:
         """Load ``weights.pt`` into ``model`` (eval mode); keys under ``optional`` prefixes may be
-        missing (tables stored elsewhere in the bundle)."""
+        missing (tables stored elsewhere in the bundle). With ``prefix``, only the keys under it
+        are loaded, without it (one ensemble member's weights)."""
         path = self.file(self.config.get("weights") or WEIGHTS)
         state = self.weights()
+        if prefix:
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:

@@ -30,7 +30,15 @@ from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
 from ner.features import Featurizer, WordTables
 from ner.models.config import ClassifierConfig
 from ner.tasks.base import TaskPredictor
-from ner.tasks.inputs import WORD_TABLE_PREFIX, read_inputs, write_inputs
+from ner.tasks.inputs import (
+    WORD_TABLE_PREFIX,
+    InputParts,
+    member_key,
+    read_inputs,
+    read_table,
+    write_inputs,
+    write_table,
+)
 
 __all__ = [
     "ClassResult",
@@ -39,6 +47,7 @@ __all__ = [
     "expected_calibration_error",
     "export_classifier",
     "fit_temperature",
+    "log_softmax",
     "read_labelled",
     "scores",
     "softmax",
@@ -46,6 +55,8 @@ __all__ = [
 ]
 
 LOGITS = "logits"
+ENSEMBLE = "ensemble"
+"""``meta.ensemble``: the number of members of an ensemble bundle (absent: one model)."""
 
 # ------------------------------------------------------------------------------------------------
 # Tokenisation
@@ -182,6 +193,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """logits (N, K) -> log-probabilities (N, K), float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     z = np.asarray(logits, dtype=np.float64) / temperature
     m = z.max(axis=-1, keepdims=True)
@@ -305,9 +323,22 @@ class Classifier(TaskPredictor):
         temperature = require(calibration, "temperature", cfg_path, (int, float))
         if not math.isfinite(temperature) or temperature <= 0:
             raise BundleError(cfg_path, f"calibration.temperature must be > 0, got {temperature}")
+        members = bundle.meta.get(ENSEMBLE, 1)
+        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+            raise BundleError(cfg_path, f"'{ENSEMBLE}' must be a positive integer, got {members!r}")
+        for i in range(members):
+            if member_key(LOGITS, i) not in bundle.config["graphs"]:
+                raise BundleError(cfg_path, f"no graph {member_key(LOGITS, i)!r} in 'graphs'")
         self.labels: tuple[str, ...] = tuple(labels)
         self.temperature = float(temperature)
         self.inputs = read_inputs(bundle, self.config.inputs)
+        self.members: tuple[InputParts, ...] = (
+            self.inputs,
+            *(
+                self.inputs.with_table(read_table(bundle, self.config.inputs, i))
+                for i in range(1, members)
+            ),
+        )
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], backend: Any = "onnx", **kwargs: Any) -> Any:
@@ -318,9 +349,13 @@ class Classifier(TaskPredictor):
         from ner.models.classifier import Classifier as Model
         from ner.models.classifier import logits_graph
 
-        model = Model(self.config, self.inputs.tables.glove)
-        self.bundle.load_torch_model(model, optional=[WORD_TABLE_PREFIX])
-        return {LOGITS: logits_graph(model, self.inputs.tables)}
+        graphs = {}
+        for i, inputs in enumerate(self.members):
+            model = Model(self.config, inputs.tables.glove)
+            prefix = f"{i}." if len(self.members) > 1 else ""
+            self.bundle.load_torch_model(model, optional=[WORD_TABLE_PREFIX], prefix=prefix)
+            graphs[member_key(LOGITS, i)] = logits_graph(model, inputs.tables)
+        return graphs
 
     @property
     def featurizer(self) -> Featurizer:
@@ -336,13 +371,17 @@ class Classifier(TaskPredictor):
             **super().describe(),
             "labels": list(self.labels),
             "temperature": self.temperature,
+            "ensemble": len(self.members),
         }
 
     def warmup(self) -> None:
         self.classify([self.tokenize("A warm, funny and moving film."), ["dull"]])
 
     def logits(self, items: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
-        """Tokenised sentences -> uncalibrated logits (N, K) float32, in input order."""
+        """Tokenised sentences -> uncalibrated logits (N, K) float32, in input order.
+
+        For an ensemble bundle these are the members' mean log-probabilities (the log of their
+        geometric mean, up to a constant), which the temperature then calibrates."""
         if isinstance(items, str):
             raise TypeError("classify() takes a list of tokenised sentences, not a str")
         for item in items:
@@ -354,8 +393,15 @@ class Classifier(TaskPredictor):
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         for k in range(0, len(order), batch_size):
             batch = order[k : k + batch_size]
-            arrays = self.inputs.encode([list(items[i]) for i in batch])
-            out[batch] = self.bundle.run(LOGITS, arrays)[LOGITS]
+            features = self.featurizer.encode([list(items[i]) for i in batch])
+            if len(self.members) == 1:
+                out[batch] = self.bundle.run(LOGITS, self.inputs.arrays(features))[LOGITS]
+                continue
+            member = [
+                self.bundle.run(member_key(LOGITS, i), inputs.arrays(features))[LOGITS]
+                for i, inputs in enumerate(self.members)
+            ]
+            out[batch] = np.mean([log_softmax(m) for m in member], axis=0)
         return out
 
     def probabilities(self, items: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
@@ -385,7 +431,7 @@ class Classifier(TaskPredictor):
 
 
 def export_classifier(
-    model: Any,
+    model: Any | Sequence[Any],
     out_dir: str | os.PathLike[str],
     *,
     featurizer: Featurizer,
@@ -400,7 +446,10 @@ def export_classifier(
     """Write a trained ``ner.models.classifier.Classifier`` as a bundle of task ``classify``.
 
     Args:
-        model: the classifier (its training mode is restored afterwards).
+        model: the classifier (its training mode is restored afterwards), or a list of
+            classifiers of one config and one vocabulary trained apart (e.g. seeds): an ensemble
+            bundle, one graph and word table per member, whose predictor averages the members'
+            log-probabilities (``meta.ensemble``). ``temperature`` is then the ensemble's.
         out_dir: the bundle directory to create or replace (atomically).
         featurizer: the vocabularies and feature settings it was trained with.
         labels: the ``K`` class names in class-id order.
@@ -413,7 +462,12 @@ def export_classifier(
     from ner.bundle import MAX_BUNDLE_BYTES
     from ner.models.classifier import logits_graph
 
-    config: ClassifierConfig = model.config
+    models: list[Any] = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise ValueError("no model to export")
+    config: ClassifierConfig = models[0].config
+    if any(m.config != config for m in models[1:]):
+        raise ValueError("ensemble members must share one model config")
     labels = list(labels)
     if len(labels) != config.num_classes or len(set(labels)) != len(labels):
         raise ValueError(f"need {config.num_classes} distinct labels, got {labels!r}")
@@ -423,18 +477,33 @@ def export_classifier(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     limit = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
     with BundleWriter(out_dir, task="classify", name=name, version=version, max_bytes=limit) as w:
-        table = model.word_table()
-        inputs_meta = write_inputs(w, table, featurizer)
-        state = model.state_dict()
-        w.write_weights({k: v for k, v in state.items() if not k.startswith(WORD_TABLE_PREFIX)})
-        tables = _served_tables(table, featurizer)
-        w.write_graph(LOGITS, logits_graph(model, tables), "model.onnx")
+        inputs_meta = write_inputs(w, models[0].word_table(), featurizer)
+        weights = {}
+        for i, member in enumerate(models):
+            table = member.word_table()
+            if i > 0:
+                write_table(w, table, i)
+            prefix = f"{i}." if len(models) > 1 else ""
+            weights.update(
+                {
+                    prefix + k: v
+                    for k, v in member.state_dict().items()
+                    if not k.startswith(WORD_TABLE_PREFIX)
+                }
+            )
+            graph = logits_graph(member, _served_tables(table, featurizer))
+            w.write_graph(
+                member_key(LOGITS, i), graph, "model.onnx" if i == 0 else f"model.{i}.onnx"
+            )
+        w.write_weights(weights)
+        ensemble = {ENSEMBLE: len(models)} if len(models) > 1 else {}
         return w.commit(
             model=config.to_dict(),
             meta={
                 "labels": labels,
                 "calibration": {"method": "temperature", "temperature": float(temperature)},
                 "featurizer": inputs_meta,
+                **ensemble,
                 **dict(meta or {}),
             },
             card=card,

@@ -3,9 +3,13 @@
     .venv/bin/python scripts/sst2_train.py --pooling max --seed 1 --log runs/sst2/pooling.jsonl
     .venv/bin/python scripts/sst2_train.py --pooling max --seed 1 --out models/sst2-en
 
-One run = one seed. Each epoch scores dev; the run keeps the best epoch's weights and the average
-of the last ``--average`` epochs' weights (checkpoint averaging) and reports both. The chosen
-weights (``--pick``) get a temperature fitted on dev (dev ECE before and after) and, with
+    .venv/bin/python scripts/sst2_train.py --chars cnn --adv 2 --seed 1 2 3 4 --out DIR
+
+One run = one seed; several ``--seed`` values train one model each and, with ``--out``, export
+them as one ensemble bundle (mean log-probability of the members, one temperature fitted on the
+ensemble's dev logits). Each epoch scores dev; the run keeps the best epoch's weights and the
+average of the last ``--average`` epochs' weights (checkpoint averaging) and reports both. The
+chosen weights (``--pick``) get a temperature fitted on dev (dev ECE before and after) and, with
 ``--out``, are exported as a ``classify`` bundle with its model card. A JSON line per run goes to
 ``--log``. The model is ``ner.models.classifier.Classifier``; data, metrics, calibration and
 export are ``ner.classify``'s, as in ``ner train`` with configs/sst2.yaml.
@@ -34,6 +38,7 @@ from ner.classify import (  # noqa: E402
     expected_calibration_error,
     export_classifier,
     fit_temperature,
+    log_softmax,
     read_labelled,
     scores,
     softmax,
@@ -88,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--min-freq", type=int, default=1, help="training words seen fewer times get no delta"
     )
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, nargs="+", default=[1], help="one model per seed")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log", type=Path, default=None, help="append a JSON line per run")
     p.add_argument("--out", type=Path, default=None, help="export the bundle here")
@@ -169,10 +174,11 @@ def build(args: argparse.Namespace, words: Vocab, chars: Vocab | None) -> Classi
     return Classifier(config, load_glove().vectors)
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    torch.manual_seed(args.seed)
+def train(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], Classifier, Featurizer]:
+    """Train one model with ``seed``: (its JSON record, the picked weights, its featurizer)."""
+    torch.manual_seed(seed)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     train_file, dev_file = args.data / "sst2" / "train.tsv", args.data / "sst2" / "dev.tsv"
     train_data, dev_data = read_labelled(train_file), read_labelled(dev_file)
     labels = list(LABELS.values())
@@ -196,7 +202,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         ],
         lr=args.lr,
     )
-    history, snapshots = [], []
+    history: list[dict[str, Any]] = []
+    snapshots: list[dict[str, torch.Tensor]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     start = time.perf_counter()
     for epoch in range(args.epochs):
@@ -250,7 +257,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     gold = [labels[i] for i in y_dev]
     report = scores(gold, [labels[i] for i in dev_logits.argmax(-1)], labels)
     result = {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "seed": seed,
+        },
         "history": history,
         "best_epoch": best[1],
         "best_dev_acc": best[0],
@@ -264,11 +274,36 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "dev_ece_after": ece_after,
         "train_seconds": seconds,
         "best_dev_logits": best_logits,
+        "dev_logits": dev_logits,
+        "gold": y_dev,
     }
-    if args.out is not None:
-        model.eval()
-        export(args, model, featurizer, labels, result, train_file, dev_file)
-    return result
+    return result, model.eval(), featurizer
+
+
+def ensemble(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record of the seeds' ensemble (mean log-probability), calibrated on dev."""
+    gold = runs[0]["gold"]
+    logits = np.mean([log_softmax(r["dev_logits"]) for r in runs], axis=0)
+    temperature = fit_temperature(logits, gold)
+    labels = list(LABELS.values())
+    report = scores([labels[i] for i in gold], [labels[i] for i in logits.argmax(-1)], labels)
+    return {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "members": [
+            {k: r[k] for k in ("best_epoch", "best_dev_acc", "picked", "dev_acc", "train_seconds")}
+            for r in runs
+        ],  # fmt: skip
+        "history": [r["history"] for r in runs],
+        "best_dev_acc": report["accuracy"],
+        "average_dev_acc": float("nan"),
+        "picked": "ensemble of " + ", ".join(r["picked"] for r in runs),
+        "dev_acc": report["accuracy"],
+        "dev_report": report,
+        "temperature": temperature,
+        "dev_ece_before": expected_calibration_error(softmax(logits), gold),
+        "dev_ece_after": expected_calibration_error(softmax(logits, temperature), gold),
+        "train_seconds": sum(r["train_seconds"] for r in runs),
+    }
 
 
 def propagate_delta(
@@ -319,7 +354,7 @@ def _sha256(path: Path) -> str:
 
 def export(
     args: argparse.Namespace,
-    model: Classifier,
+    model: Classifier | list[Classifier],
     featurizer: Featurizer,
     labels: list[str],
     result: dict[str, Any],
@@ -359,6 +394,7 @@ def export(
             "how": "scripts/sst2_train.py (plain torch; recipe of configs/sst2.yaml)",
             "command": "scripts/sst2_train.py " + " ".join(sys.argv[1:]),
             "weights": result["picked"],
+            **({"members": result["members"]} if "members" in result else {}),
             "history": result["history"],
             "train_seconds": result["train_seconds"],
             "hardware": hardware(),
@@ -380,13 +416,25 @@ def export(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = train(args)
-    line = {k: v for k, v in result.items() if k != "dev_report"}
-    if args.log is not None:
-        args.log.parent.mkdir(parents=True, exist_ok=True)
-        with args.log.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
-    summary = {k: result[k] for k in ("best_epoch", "best_dev_acc", "average_dev_acc", "picked",
+    if len(args.seed) > 1 and args.propagate:
+        sys.exit("--propagate grows each model's vocabulary apart: not with several --seed")
+    runs, models = [], []
+    for seed in args.seed:
+        run, model, featurizer = train(args, seed)
+        runs.append(run)
+        models.append(model)
+        line = {k: v for k, v in run.items() if k not in ("dev_report", "dev_logits", "gold")}
+        if args.log is not None:
+            args.log.parent.mkdir(parents=True, exist_ok=True)
+            with args.log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+    result = runs[0] if len(runs) == 1 else ensemble(args, runs)
+    if args.out is not None:
+        data = args.data / "sst2"
+        exported = models[0] if len(models) == 1 else models
+        export(args, exported, featurizer, list(LABELS.values()), result, data / "train.tsv",
+               data / "dev.tsv")  # fmt: skip
+    summary = {k: result.get(k) for k in ("best_epoch", "best_dev_acc", "average_dev_acc", "picked",
                                       "temperature", "dev_ece_before", "dev_ece_after",
                                       "train_seconds")}  # fmt: skip
     print(json.dumps(summary), flush=True)

@@ -142,6 +142,7 @@ def build_tiny_classifier(
     steps: int = 30,
     temperature: float = 1.5,
     seed: int = 0,
+    ensemble: int = 1,
 ) -> Path:
     """Train a tiny sentence classifier on tests/fixtures/tiny_sst.tsv (``sentence<TAB>label``,
     labels 0 = negative, 1 = positive) for ``steps`` full-batch steps and export it.
@@ -156,7 +157,9 @@ def build_tiny_classifier(
         members: ensemble heads over the shared input stack.
         steps: optimizer steps.
         temperature: the calibration temperature stored in the bundle.
-        seed: torch seed.
+        seed: torch seed (of the first member).
+        ensemble: models trained apart (seeds ``seed``, ``seed + 1``...) and exported as one
+            ensemble bundle.
 
     Returns:
         The bundle directory.
@@ -200,7 +203,6 @@ def build_tiny_classifier(
         dropout=0.1,
         members=members,
     )
-    model = Classifier(config, glove_vectors)
     featurizer = Featurizer(words, chars, word_input == "glove")
     feats = featurizer.encode(tokens)
     inputs = [
@@ -208,13 +210,18 @@ def build_tiny_classifier(
         for a in (feats.word_ids, feats.glove_ids, feats.char_ids, feats.casing_ids, feats.lengths)
     ]
     target = torch.tensor([labels.index(SST_LABELS[s.label]) for s in data])
-    optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad), lr=0.02)
-    model.train()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = model.loss(model.member_logits(*inputs), target)
-        loss.backward()
-        optimizer.step()
+    models = []
+    for member in range(ensemble):
+        torch.manual_seed(seed + member)
+        model = Classifier(config, glove_vectors)
+        optimizer = torch.optim.Adam((p for p in model.parameters() if p.requires_grad), lr=0.02)
+        model.train()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = model.loss(model.member_logits(*inputs), target)
+            loss.backward()
+            optimizer.step()
+        models.append(model)
     card = {
         "training_data": {
             "file": TINY_SST.name,
@@ -225,7 +232,7 @@ def build_tiny_classifier(
         "metrics": {"train_loss": float(loss.detach())},
     }
     return export_classifier(
-        model,
+        models if ensemble > 1 else model,
         out_dir,
         featurizer=featurizer,
         labels=labels,

@@ -10,7 +10,7 @@ word vectors (``word_vectors, char_ids, casing_ids``): the lookup runs in NumPy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,36 @@ class InputParts:
     def encode(self, sentences: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         return self.arrays(self.featurizer.encode(sentences))
 
+    def with_table(self, table: np.ndarray) -> InputParts:
+        """The same vocabularies and GloVe with another word table (an ensemble member's)."""
+        return replace(self, tables=WordTables(table, self.tables.glove))
+
+
+def member_key(key: str, member: int) -> str:
+    """The bundle key of ensemble member ``member``'s ``key`` (member 0 keeps the plain key)."""
+    return key if member == 0 else f"{key}.{member}"
+
+
+def write_table(writer: BundleWriter, table: np.ndarray, member: int = 0) -> None:
+    """Store a word table (float16), ``embeddings.npy`` or member ``i``'s ``embeddings.i.npy``."""
+    filename = "embeddings.npy" if member == 0 else f"embeddings.{member}.npy"
+    writer.write_array(
+        member_key(WORD_TABLE, member), np.asarray(table, dtype=np.float16), filename
+    )
+
+
+def read_table(bundle: Bundle, config: InputConfig, member: int = 0) -> np.ndarray:
+    """A word table of the bundle (member ``member``'s), checked against the model config."""
+    key = member_key(WORD_TABLE, member)
+    table = bundle.array(key, ndim=2)
+    if table.shape != (config.vocab_size, config.word_dim):
+        raise BundleError(
+            bundle.file(bundle.config["arrays"][key]),
+            f"table shape {table.shape} does not fit vocab size {config.vocab_size}, "
+            f"dim {config.word_dim}",
+        )
+    return table
+
 
 def write_inputs(writer: BundleWriter, table: np.ndarray, featurizer: Featurizer) -> dict[str, Any]:
     """Store the vocabularies, the word table (float16) and the GloVe reference.
@@ -63,7 +93,7 @@ def write_inputs(writer: BundleWriter, table: np.ndarray, featurizer: Featurizer
     writer.write_vocab("words", featurizer.words, "vocab.json")
     if featurizer.chars is not None:
         writer.write_vocab("chars", featurizer.chars, "chars.json")
-    writer.write_array(WORD_TABLE, np.asarray(table, dtype=np.float16), "embeddings.npy")
+    write_table(writer, table)
     if featurizer.use_glove:
         writer.use_glove()
     return {**featurizer.settings(), "chars": featurizer.chars is not None}
@@ -88,13 +118,7 @@ def read_inputs(bundle: Bundle, config: InputConfig) -> InputParts:
         )
     if config.uses_chars and (chars is None or len(chars) != config.num_chars):
         raise BundleError(cfg_path, f"the model needs {config.num_chars} characters")
-    table = bundle.array(WORD_TABLE, ndim=2)
-    if table.shape != (config.vocab_size, config.word_dim):
-        raise BundleError(
-            bundle.file(bundle.config["arrays"][WORD_TABLE]),
-            f"table shape {table.shape} does not fit vocab size {config.vocab_size}, "
-            f"dim {config.word_dim}",
-        )
+    table = read_table(bundle, config)
     glove = bundle.glove if use_glove else None
     featurizer = Featurizer(words, chars, use_glove, max_word_len)
     return InputParts(featurizer, WordTables(table, glove))

