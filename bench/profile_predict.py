@@ -4,15 +4,20 @@ Each repetition is a fresh process that does what ``ner predict`` does (import, 
 read the file, tag, write the conlleval layout) with timers around the phases, so the numbers
 add up to the whole process. Within tagging it separates ONNX Runtime (``Predictor.emissions``)
 from the per-token Python work: featurisation (``Featurizer.prefetch`` and ``encode``, word
-vectors), decoding (Viterbi; for ``--mode documents`` also forward-backward), label conversion,
-and for ``--mode documents`` the result objects (tokens, entities, span scores). Usage::
+vectors), decoding (Viterbi; for ``--mode documents`` also forward-backward and span scores),
+labels (entity spans and label conversion), the result objects (``--mode documents``: tokens and
+entities with offsets; in checkouts before ``ner.spans`` also the span reading and scores) and the
+rest (``other``: batching, gathering the results; for documents the offsets of word lists).
+Usage::
 
     python bench/profile_predict.py [--model DIR] [--input FILE] [--repeats 5] [--threads 1]
-        [--mode tokens|documents] [--baseline DIR] [--cprofile 25] [--int8] [--markdown FILE]
+        [--mode tokens|documents|tag] [--baseline DIR] [--cprofile 25] [--int8] [--markdown FILE]
 
 ``--mode tokens`` (default) is ``ner predict``'s path (``Predictor.predict_tokens``, labels
 only); ``--mode documents`` runs ``Predictor.predict`` on the same sentences as word lists (what
-the HTTP API returns per token and entity). ``--cprofile N`` prints the N most expensive
+the library returns per token and entity); ``--mode tag`` runs ``Predictor.tag``, the server's
+call (labels, scores and entities without offsets; a checkout without it runs ``predict``, which
+the server called before). ``--cprofile N`` prints the N most expensive
 functions of one extra run. The report gives medians over the repetitions and the target ratio
 (per-token Python work / ONNX Runtime time, issue 15: at most 30%). ``--baseline DIR`` profiles
 another checkout (e.g. an earlier commit) in the same turns and adds its ratio.
@@ -47,10 +52,10 @@ if str(REPO_ROOT) not in sys.path:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PHASES = (
     *("import", "load", "read"),
-    *("featurize", "onnxruntime", "decode", "labels", "other"),
+    *("featurize", "onnxruntime", "decode", "labels", "objects", "other"),
     "write",
 )
-PYTHON_WORK = ("featurize", "decode", "labels", "other")
+PYTHON_WORK = ("featurize", "decode", "labels", "objects", "other")
 """The per-token Python work around ONNX Runtime (the issue's ratio)."""
 
 
@@ -97,20 +102,33 @@ def child(
     import ner.tasks.inputs as inputs_mod
 
     inputs_mod.word_vectors = _timed(acc, "vectors", inputs_mod.word_vectors)
-    for name in ("viterbi", "decode_batch", "scale_emissions"):
+    # Module attributes of ner.predict that exist in this checkout (older ones decode per
+    # forward pass with viterbi/decode_batch and convert labels with ner.data.schemes).
+    for name in ("viterbi", "viterbi_flat", "decode_batch", "decode_flat", "scale_emissions"):
         if hasattr(predict_mod, name):
             setattr(predict_mod, name, _timed(acc, "decode", getattr(predict_mod, name)))
-    predict_mod.convert = _timed(acc, "labels", predict_mod.convert)
+    if hasattr(predict_mod, "convert"):
+        predict_mod.convert = _timed(acc, "labels", predict_mod.convert)
+    if hasattr(predict_mod, "SpanReader"):
+        reader = predict_mod.SpanReader
+        reader.spans = _timed(acc, "labels", reader.spans)  # type: ignore[method-assign]
+        reader.label_ids = _timed(acc, "labels", reader.label_ids)  # type: ignore[method-assign]
+    if hasattr(predict_mod, "_document"):  # result objects (older: a Predictor method)
+        predict_mod._document = _timed(acc, "objects", predict_mod._document)
+    else:
+        predictor._document = _timed(acc, "objects", predictor._document)
     t = time.perf_counter()
     if mode == "tokens":
         predicted = predictor.predict_tokens([s.tokens for s in sentences], "iob1", batch)
+    elif mode == "tag" and hasattr(predictor, "tag"):
+        predicted = [t.labels for t in predictor.tag([list(s.tokens) for s in sentences], batch)]
     else:
         docs = predictor.predict([list(s.tokens) for s in sentences], batch)
         predicted = [[tok.label for tok in doc.tokens] for doc in docs]
     tagging = time.perf_counter() - t
     acc["onnxruntime"] -= acc["vectors"]
     acc["featurize"] += acc.pop("vectors")
-    timed = sum(acc[k] for k in ("featurize", "onnxruntime", "decode", "labels"))
+    timed = sum(acc[k] for k in ("featurize", "onnxruntime", "decode", "labels", "objects"))
     acc["other"] = tagging - timed
     t = time.perf_counter()
     rows = iter(predicted)
@@ -269,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "conll2003-en")
     parser.add_argument("--input", type=Path, default=None, help="default: conll2003/dev.txt")
     parser.add_argument("--output", type=Path, default=None, help="(child) where to write")
-    parser.add_argument("--mode", choices=("tokens", "documents"), default="tokens")
+    parser.add_argument("--mode", choices=("tokens", "documents", "tag"), default="tokens")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -67,16 +67,20 @@ DISALLOWED = -1e4
 __all__ = [
     "DISALLOWED",
     "Decoded",
+    "DecodedBatch",
+    "Packing",
     "Transitions",
     "constrain",
     "constraint_mask",
     "decode_batch",
+    "decode_flat",
     "forward_backward",
     "is_valid_sequence",
     "log_softmax",
     "logsumexp",
     "span_score",
     "viterbi",
+    "viterbi_flat",
 ]
 
 
@@ -237,18 +241,105 @@ def _check(
     b, t, k = em.shape
     if k != trans.num_tags:
         raise ValueError(f"emissions have {k} tags, transitions {trans.num_tags}")
-    if lens.shape != (b,) or (lens.size and not np.issubdtype(lens.dtype, np.integer)):
-        raise ValueError(f"lengths must be integers of shape ({b},), got {lens.dtype} {lens.shape}")
-    lens = lens.astype(np.int64)
-    if lens.size and (lens.min() < 0 or lens.max() > t):
+    lens = _check_lengths(lens, b)
+    if lens.size and lens.max() > t:
         raise ValueError(f"lengths must lie in [0, {t}], got {lens.tolist()}")
     return em, lens
 
 
-def _step_scales(em: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step max ``m (B, T)`` and ``exp(em - m) (B, T, K)``, so that no exp overflows."""
-    m = em.max(axis=2) if em.shape[1] else np.zeros(em.shape[:2])
-    return m, np.exp(em - m[..., None])
+def _check_lengths(lens: np.ndarray, b: int) -> np.ndarray:
+    if lens.shape != (b,) or (lens.size and not np.issubdtype(lens.dtype, np.integer)):
+        raise ValueError(f"lengths must be integers of shape ({b},), got {lens.dtype} {lens.shape}")
+    lens = lens.astype(np.int64)
+    if lens.size and lens.min() < 0:
+        raise ValueError(f"lengths must not be negative, got {lens.tolist()}")
+    return lens
+
+
+def _check_flat(
+    emissions: np.ndarray, lengths: np.ndarray, trans: Transitions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ragged input; return float64 emissions ``(N, K)`` and int64 lengths ``(B,)``."""
+    em = np.asarray(emissions, dtype=np.float64)
+    if em.ndim != 2:
+        raise ValueError(f"emissions must be (N, K) sentences end to end, got shape {em.shape}")
+    if em.shape[1] != trans.num_tags:
+        raise ValueError(f"emissions have {em.shape[1]} tags, transitions {trans.num_tags}")
+    lens = np.asarray(lengths)
+    lens = _check_lengths(lens, lens.shape[0] if lens.ndim == 1 else -1)
+    if int(lens.sum()) != em.shape[0]:
+        raise ValueError(f"lengths add up to {int(lens.sum())}, emissions have {em.shape[0]} rows")
+    return em, lens
+
+
+def _unpad(em: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Padded ``(B, T, K)`` -> the sentences end to end ``(N, K)``."""
+    return em[np.arange(em.shape[1]) < lens[:, None]]
+
+
+@dataclass(frozen=True, eq=False)
+class Packing:
+    """Sentences laid out time-major, longest first (as torch's ``PackedSequence``).
+
+    Sentence ``order[r]`` has rank ``r``. The sentences still running at step ``t`` are ranks
+    ``0 .. batch_sizes[t] - 1``, and their rows are ``offsets[t] .. offsets[t] + batch_sizes[t] -
+    1`` of a packed ``(N, K)`` array, so each step of a recursion is one slice of the whole batch:
+    no padding, no masks, and finished sentences drop out of the arithmetic.
+
+    Attributes:
+        lengths: ``(B,)`` sentence lengths, in input order.
+        order: ``(B,)`` input index of each rank (stable: equal lengths keep input order).
+        batch_sizes: ``(T,)`` sentences running at each step (``T`` = the longest length).
+        offsets: ``(T + 1,)`` first packed row of each step.
+        rows: ``(N,)`` packed row of each token, tokens in input order (sentences end to end).
+    """
+
+    lengths: np.ndarray
+    order: np.ndarray
+    batch_sizes: np.ndarray
+    offsets: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, lengths: np.ndarray) -> Packing:
+        lens = np.asarray(lengths, dtype=np.int64)
+        order = np.argsort(-lens, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        t = int(lens.max(initial=0))
+        # batch_sizes[t] = number of sentences longer than t
+        batch_sizes = np.cumsum(np.bincount(lens, minlength=t + 1)[::-1])[::-1][1:]
+        offsets = np.zeros(t + 1, dtype=np.int64)
+        np.cumsum(batch_sizes, out=offsets[1:])
+        sentence = np.repeat(np.arange(len(lens)), lens)  # (N,) sentence of each token
+        step = np.arange(len(sentence)) - np.repeat(np.cumsum(lens) - lens, lens)
+        rows = offsets[step] + rank[sentence]
+        return cls(lens, order, batch_sizes, offsets, rows)
+
+    @property
+    def steps(self) -> range:
+        return range(len(self.batch_sizes))
+
+    def span(self, t: int) -> tuple[int, int, int]:
+        """(first row, end row, number of sentences) of step ``t``."""
+        lo, n = int(self.offsets[t]), int(self.batch_sizes[t])
+        return lo, lo + n, n
+
+    def pack(self, flat: np.ndarray) -> np.ndarray:
+        """Rows in input order -> packed order."""
+        out = np.empty_like(flat)
+        out[self.rows] = flat
+        return out
+
+    def unpack(self, packed: np.ndarray) -> np.ndarray:
+        """Packed rows -> input order (sentences end to end)."""
+        return packed[self.rows]
+
+
+def _exp_scaled(em: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row max ``m (N,)`` and ``exp(em - m) (N, K)``, so that no exp overflows."""
+    m = em.max(axis=1) if em.shape[0] else np.zeros(0)
+    return m, np.exp(em - m[:, None])
 
 
 def _log_of(scaled: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
@@ -256,98 +347,125 @@ def _log_of(scaled: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(scaled, 1e-300)) + log_scale[..., None]
 
 
-def _forward_log(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row."""
-    b, t, k = em.shape
-    alpha = np.empty((b, t, k))
-    if t == 0:
-        return alpha
-    alpha[:, 0] = trans.start + em[:, 0]
-    for step in range(1, t):
-        # (B, K_prev, 1) + (K_prev, K) -> logsumexp over K_prev -> (B, K)
-        nxt = logsumexp(alpha[:, step - 1, :, None] + trans.transitions, axis=1) + em[:, step]
-        alpha[:, step] = np.where((step < lens)[:, None], nxt, alpha[:, step - 1])
-    return alpha
+def _viterbi_packed(em: np.ndarray, p: Packing, trans: Transitions) -> np.ndarray:
+    """Packed emissions ``(N, K)`` -> packed Viterbi tag ids ``(N,)``.
 
-
-def _backward_log(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log beta ``(B, T, K)``; zero at padded steps."""
-    b, t, k = em.shape
-    beta = np.zeros((b, t, k))
-    for step in range(t - 1, -1, -1):
-        last = np.asarray(step == lens - 1)[:, None]
-        if step + 1 < t:
-            # (K, K) + (B, 1, K_next) -> logsumexp over K_next -> (B, K)
-            inner = em[:, step + 1] + beta[:, step + 1]
-            nxt = logsumexp(trans.transitions + inner[:, None, :], axis=2)
-            inside = (step < lens - 1)[:, None]
-            beta[:, step] = np.where(last, trans.end, np.where(inside, nxt, 0.0))
-        else:
-            beta[:, step] = np.where(last, trans.end, 0.0)
-    return beta
-
-
-def _forward_scaled(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row.
-
-    Computed in scaled probability space (Rabiner 1989): each step is one (B, K) x (K, K) matrix
-    product followed by a normalisation whose log is carried separately. This is the same
-    quantity as the log-space recursion, an order of magnitude faster than logsumexp over
-    (B, K, K) in NumPy.
+    The forward pass keeps only the best scores ``delta_t (K, n)``, tags first so that the
+    maximum over the previous tag is an elementwise maximum of contiguous rows; the backtrack
+    then recovers the argmax on the chosen path only, from the stored ``delta_{t-1}``: ``(n, K)``
+    work per step instead of back-pointers for every tag, ``(n, K, K)``. The sums are the same
+    floats as a back-pointer table's and the first maximum wins ties, so the path is the same.
     """
-    b, t, k = em.shape
-    alpha = np.empty((b, t, k))
-    if t == 0:
-        return alpha
-    m, e = _step_scales(em)
-    exp_trans = np.exp(trans.transitions)  # (K, K); disallowed (-1e4) -> 0
-    a0 = trans.start + em[:, 0]  # (B, K)
-    c0 = a0.max(axis=1)
-    hat = np.exp(a0 - c0[:, None])
-    s = hat.sum(axis=1)
-    hat /= s[:, None]
-    log_scale = c0 + np.log(s)
-    alpha[:, 0] = _log_of(hat, log_scale)
-    for step in range(1, t):
-        v = (hat @ exp_trans) * e[:, step]  # (B, K)
-        s = v.sum(axis=1)
-        live = step < lens
-        safe = np.where(s > 0, s, 1.0)
-        hat = np.where(live[:, None], v / safe[:, None], hat)
-        log_scale = np.where(live, log_scale + m[:, step] + np.log(safe), log_scale)
-        alpha[:, step] = _log_of(hat, log_scale)
-    return alpha
+    b, k = len(p.lengths), trans.num_tags
+    tags = np.zeros(em.shape[0], dtype=np.int64)
+    if not p.steps:
+        return tags
+    em_t = np.ascontiguousarray(em.T)  # (K, N)
+    delta = np.empty_like(em)  # (N, K) best score of a path ending in each tag
+    into = trans.transitions[:, :, None]  # (K_prev, K, 1)
+    lo, hi, n = p.span(0)
+    delta[lo:hi] = trans.start + em[lo:hi]
+    last = np.zeros((k, b))  # (K, B) by rank: the scores at each sentence's last step
+    last[:, :n] = delta[lo:hi].T
+    for t in p.steps[1:]:
+        lo, hi, n = p.span(t)
+        # (K_prev, 1, n) + (K_prev, K, 1) -> max over K_prev -> (K, n)
+        best = (last[:, None, :n] + into).max(axis=0) + em_t[:, lo:hi]
+        delta[lo:hi] = best.T
+        last[:, :n] = best
+    tag = (last + trans.end[:, None]).argmax(axis=0)  # (B,) last tag of each sentence
+    into_t = np.ascontiguousarray(trans.transitions.T)  # (K, K_prev)
+    for t in reversed(p.steps):
+        lo, hi, n = p.span(t)
+        tags[lo:hi] = tag[:n]
+        if t:  # the previous tag that gave each sentence its best score in its tag at t
+            before = int(p.offsets[t - 1])
+            cand = delta[before : before + n] + into_t[tag[:n]]  # (n, K_prev)
+            tag[:n] = cand.argmax(axis=1)
+    return tags
 
 
-def _backward_scaled(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log beta ``(B, T, K)``; zero at padded steps (scaled, like :func:`_forward`)."""
-    b, t, k = em.shape
-    beta = np.zeros((b, t, k))
-    if t == 0:
-        return beta
-    m, e = _step_scales(em)
-    exp_trans_t = np.exp(trans.transitions).T  # (K_next, K)
-    c_end = trans.end.max()
-    end_hat = np.exp(trans.end - c_end)
-    end_hat = end_hat / end_hat.sum()
-    end_scale = c_end + np.log(np.exp(trans.end - c_end).sum())
-    hat = np.ones((b, k))
-    log_scale = np.zeros(b)
-    for step in range(t - 1, -1, -1):
-        last = step == lens - 1
-        inside = step < lens - 1
-        if step + 1 < t:
-            v = (e[:, step + 1] * hat) @ exp_trans_t  # (B, K)
-            s = v.sum(axis=1)
-            safe = np.where(s > 0, s, 1.0)
-            rec_hat = v / safe[:, None]
-            rec_scale = log_scale + m[:, step + 1] + np.log(safe)
+def _forward_packed(
+    em: np.ndarray, p: Packing, trans: Transitions, scaled: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Packed log alpha ``(N, K)`` and log Z ``(B,)`` by rank (0 for an empty sentence).
+
+    ``scaled``: in scaled probability space (Rabiner 1989), each step one ``(n, K) x (K, K)``
+    matrix product and a normalisation whose log is carried separately: the same quantity as the
+    log-space recursion, an order of magnitude faster than logsumexp over ``(n, K, K)``.
+    """
+    b, k = len(p.lengths), trans.num_tags
+    hats, scales = np.empty((em.shape[0], k)), np.empty(em.shape[0])
+    hat, log_scale = np.full((b, k), 1.0 / k), np.zeros(b)  # by rank (log space: hat = alpha)
+    if p.steps:
+        if scaled:
+            m, e = _exp_scaled(em)
+            exp_trans = np.exp(trans.transitions)  # (K, K); disallowed (-1e4) -> 0
+        lo, hi, n = p.span(0)
+        a0 = trans.start + em[lo:hi]  # (n, K)
+        if scaled:
+            c0 = a0.max(axis=1)
+            h = np.exp(a0 - c0[:, None])
+            s = h.sum(axis=1)
+            hat[:n], log_scale[:n] = h / s[:, None], c0 + np.log(s)
         else:
-            rec_hat, rec_scale = hat, log_scale
-        hat = np.where(last[:, None], end_hat, np.where(inside[:, None], rec_hat, 1.0 / k))  # type: ignore[index,assignment]
-        log_scale = np.where(last, end_scale, np.where(inside, rec_scale, np.log(k)))
-        beta[:, step] = np.where((step < lens)[:, None], _log_of(hat, log_scale), 0.0)
-    return beta
+            hat[:n] = a0
+        hats[lo:hi], scales[lo:hi] = hat[:n], log_scale[:n]
+        for t in p.steps[1:]:
+            lo, hi, n = p.span(t)
+            if scaled:
+                v = (hat[:n] @ exp_trans) * e[lo:hi]  # (n, K)
+                s = v.sum(axis=1)
+                safe = np.where(s > 0, s, 1.0)
+                hat[:n] = v / safe[:, None]
+                log_scale[:n] = log_scale[:n] + m[lo:hi] + np.log(safe)
+            else:  # (n, K_prev, 1) + (K_prev, K) -> logsumexp over K_prev -> (n, K)
+                hat[:n] = logsumexp(hat[:n, :, None] + trans.transitions, axis=1) + em[lo:hi]
+            hats[lo:hi], scales[lo:hi] = hat[:n], log_scale[:n]
+    if scaled:
+        alpha, last = _log_of(hats, scales), _log_of(hat, log_scale)
+    else:
+        alpha, last = hats, hat
+    ranked = p.lengths[p.order]
+    log_z = np.where(ranked > 0, logsumexp(last + trans.end, axis=1), 0.0) if b else np.zeros(0)
+    return alpha, log_z
+
+
+def _backward_packed(em: np.ndarray, p: Packing, trans: Transitions, scaled: bool) -> np.ndarray:
+    """Packed log beta ``(N, K)`` (scaled or in log space, like :func:`_forward_packed`)."""
+    b, k = len(p.lengths), trans.num_tags
+    hats, scales = np.empty((em.shape[0], k)), np.zeros(em.shape[0])
+    if not p.steps:
+        return hats
+    if scaled:
+        m, e = _exp_scaled(em)
+        exp_trans_t = np.exp(trans.transitions).T  # (K_next, K)
+        c_end = trans.end.max()
+        end_hat = np.exp(trans.end - c_end)
+        end_hat = end_hat / end_hat.sum()
+        end_scale = c_end + np.log(np.exp(trans.end - c_end).sum())
+    hat, log_scale = np.zeros((b, k)), np.zeros(b)
+    n_next = 0
+    for t in reversed(p.steps):
+        lo, hi, n = p.span(t)
+        if n_next:  # sentences running at t + 1: recur from their step t + 1
+            nxt = slice(hi, hi + n_next)
+            if scaled:
+                v = (e[nxt] * hat[:n_next]) @ exp_trans_t  # (n_next, K)
+                s = v.sum(axis=1)
+                safe = np.where(s > 0, s, 1.0)
+                hat[:n_next] = v / safe[:, None]
+                log_scale[:n_next] = log_scale[:n_next] + m[nxt] + np.log(safe)
+            else:  # (K, K) + (n_next, 1, K_next) -> logsumexp over K_next -> (n_next, K)
+                inner = em[nxt] + hat[:n_next]
+                hat[:n_next] = logsumexp(trans.transitions + inner[:, None, :], axis=2)
+        if scaled:  # sentences whose last token is at t
+            hat[n_next:n], log_scale[n_next:n] = end_hat, end_scale
+        else:
+            hat[n_next:n] = trans.end
+        hats[lo:hi], scales[lo:hi] = hat[:n], log_scale[:n]
+        n_next = n
+    return _log_of(hats, scales) if scaled else hats
 
 
 # Scaled probability space is exact up to float64 rounding while the scores stay within a few
@@ -361,61 +479,35 @@ def _scaled_ok(em: np.ndarray, trans: Transitions) -> bool:
         allowed = scores[scores > DISALLOWED / 2]
         spreads.append(float(np.ptp(allowed)) if allowed.size else 0.0)
     if em.size:
-        spreads.append(float(np.ptp(em, axis=2).max()))
+        spreads.append(float(np.ptp(em, axis=-1).max()))
     return max(spreads) < _SCALED_RANGE
-
-
-def _forward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log alpha ``(B, T, K)``; rows at padded steps repeat the last valid row."""
-    if _scaled_ok(em, trans):
-        return _forward_scaled(em, lens, trans)
-    return _forward_log(em, lens, trans)
-
-
-def _backward(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log beta ``(B, T, K)``; zero at padded steps."""
-    if _scaled_ok(em, trans):
-        return _backward_scaled(em, lens, trans)
-    return _backward_log(em, lens, trans)
-
-
-def _log_z(alpha: np.ndarray, lens: np.ndarray, trans: Transitions) -> np.ndarray:
-    """log Z ``(B,)``; 0 for an empty sentence (one empty sequence, score 0)."""
-    if alpha.shape[1] == 0:
-        return np.zeros(alpha.shape[0])
-    last = alpha[np.arange(alpha.shape[0]), np.maximum(lens - 1, 0)]  # (B, K)
-    return np.where(lens > 0, logsumexp(last + trans.end, axis=1), 0.0)
-
-
-def _viterbi(em: np.ndarray, lens: np.ndarray, trans: Transitions) -> list[np.ndarray]:
-    b, t, k = em.shape
-    if t == 0:
-        return [np.zeros(0, dtype=np.int64) for _ in range(b)]
-    score = trans.start + em[:, 0]  # (B, K)
-    backpointers = np.zeros((b, t, k), dtype=np.int64)
-    # Previous tags on the last, contiguous axis: the reduction runs along memory. The sums and
-    # the first-maximum tie-break are the same as over (B, K_prev, K).
-    into = np.ascontiguousarray(trans.transitions.T)  # (K, K_prev): into[j, i] = trans[i, j]
-    active = np.arange(t)[None, :] < lens[:, None]  # (B, T)
-    at_b, at_k = np.arange(b)[:, None], np.arange(k)[None, :]
-    for step in range(1, t):
-        cand = score[:, None, :] + into  # (B, K, K_prev)
-        prev = cand.argmax(axis=2)  # (B, K)
-        backpointers[:, step] = prev
-        nxt = cand[at_b, at_k, prev] + em[:, step]  # the maximum, picked (cheaper than .max)
-        score = np.where(active[:, step, None], nxt, score)
-    best = (score + trans.end).argmax(axis=1)  # (B,) last tag of each sentence
-    tags = np.zeros((b, t), dtype=np.int64)
-    rows = np.arange(b)
-    for step in range(t - 1, -1, -1):
-        valid = active[:, step]
-        tags[:, step] = np.where(valid, best, 0)
-        best = np.where(valid, backpointers[rows, step, best], best)
-    return [tags[i, :n] for i, n in enumerate(lens.tolist())]
 
 
 # --------------------------------------------------------------------------------------------
 # Public decoding API
+
+
+def _split(x: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """Rows of sentences end to end -> one view per sentence."""
+    if not len(lengths):
+        return []
+    return np.split(x, np.cumsum(lengths)[:-1])
+
+
+def viterbi_flat(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) -> np.ndarray:
+    """Best tag sequence of every sentence, for sentences laid end to end.
+
+    Args:
+        emissions: ``(N, K)`` scores, the sentences' rows one after the other (no padding).
+        lengths: ``(B,)`` sentence lengths, adding up to ``N``; 0 is allowed.
+        trans: transition scores (constrained or not).
+
+    Returns:
+        ``(N,)`` int64 tag ids, in the rows' order. One loop over time serves the whole batch.
+    """
+    em, lens = _check_flat(emissions, lengths, trans)
+    p = Packing.of(lens)
+    return p.unpack(_viterbi_packed(p.pack(em), p, trans))
 
 
 def viterbi(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) -> list[np.ndarray]:
@@ -430,7 +522,7 @@ def viterbi(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) -> l
         ``B`` int64 arrays of shape ``(lengths[b],)``.
     """
     em, lens = _check(emissions, lengths, trans)
-    return _viterbi(em, lens, trans)
+    return _split(viterbi_flat(_unpad(em, lens), lens, trans), lens)
 
 
 def forward_backward(
@@ -446,7 +538,8 @@ def forward_backward(
     Returns:
         ``B`` float64 arrays of shape ``(lengths[b], K)``; each row sums to 1.
     """
-    return [d.marginals for d in decode_batch(emissions, lengths, trans)]
+    em, lens = _check(emissions, lengths, trans)
+    return _split(decode_flat(_unpad(em, lens), lens, trans).marginals(), lens)
 
 
 @dataclass(frozen=True, eq=False)
@@ -505,6 +598,122 @@ class Decoded:
         return self.span_score(0, len(self)) if len(self) else 1.0
 
 
+@dataclass(frozen=True, eq=False)
+class DecodedBatch:
+    """Decoding of ``B`` sentences laid end to end, ``N`` tokens in all (see :func:`decode_flat`).
+
+    Attributes:
+        tag_ids: ``(N,)`` Viterbi tag ids.
+        log_z: ``(B,)`` log partition function of each sentence (0 when empty).
+        emissions: ``(N, K)`` the emissions (float64).
+        log_alpha: ``(N, K)`` forward scores.
+        log_beta: ``(N, K)`` backward scores.
+        lengths: ``(B,)`` sentence lengths.
+        trans: the transitions used.
+    """
+
+    tag_ids: np.ndarray
+    log_z: np.ndarray
+    emissions: np.ndarray
+    log_alpha: np.ndarray
+    log_beta: np.ndarray
+    lengths: np.ndarray
+    trans: Transitions
+
+    def _token_log_z(self) -> np.ndarray:
+        """``(N,)`` log Z of each token's sentence."""
+        return np.repeat(self.log_z, self.lengths)
+
+    def marginals(self) -> np.ndarray:
+        """``(N, K)`` ``P(y_t = k | x)``."""
+        log_p = self.log_alpha + self.log_beta - self._token_log_z()[:, None]
+        return np.minimum(np.exp(log_p), 1.0)
+
+    def tag_scores(self) -> np.ndarray:
+        """``(N,)`` marginal probability of each decoded tag (without the other tags' marginals)."""
+        rows, ids = np.arange(len(self.tag_ids)), self.tag_ids
+        log_p = self.log_alpha[rows, ids] + self.log_beta[rows, ids] - self._token_log_z()
+        return np.minimum(np.exp(log_p), 1.0)
+
+    def span_log_probs(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """``(S,)`` log ``P(y_s..y_{e-1} | x)`` of the decoded tags over tokens ``[s, e)``.
+
+        ``starts`` and ``ends`` index the rows (end exclusive); each span lies in one sentence.
+        The same sums as :meth:`Decoded.span_log_prob`, for all spans at once.
+        """
+        s, e = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        ids, em = self.tag_ids, self.emissions
+        sentence = np.searchsorted(np.cumsum(self.lengths), s, side="right")
+        # step[t] = trans(y_{t-1}, y_t) + emit_t(y_t); a span sums it over s+1 .. e-1
+        step = np.zeros(len(ids))
+        if len(ids) > 1:
+            step[1:] = (
+                self.trans.transitions[ids[:-1], ids[1:]] + em[np.arange(1, len(ids)), ids[1:]]
+            )
+        inner = np.zeros(len(s))
+        counts = e - s - 1
+        multi = counts > 0
+        if multi.any():
+            c = counts[multi]
+            first = np.cumsum(c) - c
+            rows = np.repeat(s[multi] + 1 - first, c) + np.arange(int(c.sum()))
+            inner[multi] = np.add.reduceat(step[rows], first)
+        return (
+            self.log_alpha[s, ids[s]]
+            + inner
+            + self.log_beta[e - 1, ids[e - 1]]
+            - self.log_z[sentence]
+        )
+
+    def span_scores(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """``(S,)`` ``P(y_s..y_{e-1} | x)`` in ``[0, 1]`` (see :meth:`span_log_probs`)."""
+        return np.minimum(np.exp(self.span_log_probs(starts, ends)), 1.0)
+
+    def sentences(self) -> list[Decoded]:
+        """One :class:`Decoded` per sentence (views of this batch's arrays)."""
+        lens = self.lengths
+        parts = zip(
+            _split(self.tag_ids, lens),
+            _split(self.marginals(), lens),
+            self.log_z.tolist(),
+            _split(self.emissions, lens),
+            _split(self.log_alpha, lens),
+            _split(self.log_beta, lens),
+            strict=True,
+        )
+        return [Decoded(ids, m, z, em, a, b, self.trans) for ids, m, z, em, a, b in parts]
+
+
+def decode_flat(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) -> DecodedBatch:
+    """Viterbi, forward-backward and span-scoring state for sentences laid end to end.
+
+    Args:
+        emissions: ``(N, K)`` scores, the sentences' rows one after the other (no padding).
+        lengths: ``(B,)`` sentence lengths, adding up to ``N``; 0 is allowed.
+        trans: transition scores (usually :func:`constrain`-ed).
+
+    Returns:
+        A :class:`DecodedBatch`. Each recursion is one loop over time for the whole batch
+        (:class:`Packing`).
+    """
+    em, lens = _check_flat(emissions, lengths, trans)
+    p = Packing.of(lens)
+    packed = p.pack(em)
+    scaled = _scaled_ok(em, trans)
+    alpha, log_z = _forward_packed(packed, p, trans, scaled)
+    by_input = np.empty_like(log_z)
+    by_input[p.order] = log_z
+    return DecodedBatch(
+        tag_ids=p.unpack(_viterbi_packed(packed, p, trans)),
+        log_z=by_input,
+        emissions=em,
+        log_alpha=p.unpack(alpha),
+        log_beta=p.unpack(_backward_packed(packed, p, trans, scaled)),
+        lengths=lens,
+        trans=trans,
+    )
+
+
 def decode_batch(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) -> list[Decoded]:
     """Viterbi, marginals and span-scoring state for a padded batch.
 
@@ -517,26 +726,7 @@ def decode_batch(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions)
         ``B`` :class:`Decoded`, one per sentence, unpadded.
     """
     em, lens = _check(emissions, lengths, trans)
-    paths = _viterbi(em, lens, trans)
-    alpha = _forward(em, lens, trans)
-    beta = _backward(em, lens, trans)
-    log_z = _log_z(alpha, lens, trans)
-    out = []
-    for i, length in enumerate(lens.tolist()):
-        a, b_ = alpha[i, :length], beta[i, :length]
-        marginals = np.exp(a + b_ - log_z[i])
-        out.append(
-            Decoded(
-                tag_ids=paths[i],
-                marginals=np.minimum(marginals, 1.0),
-                log_z=float(log_z[i]),
-                emissions=em[i, :length],
-                log_alpha=a,
-                log_beta=b_,
-                trans=trans,
-            )
-        )
-    return out
+    return decode_flat(_unpad(em, lens), lens, trans).sentences()
 
 
 def span_score(
@@ -553,7 +743,7 @@ def span_score(
 
     Returns:
         The exact CRF probability (see the module docstring). For many spans of one batch use
-        :func:`decode_batch` and :meth:`Decoded.span_score`, which reuse alpha and beta.
+        :func:`decode_flat` and :meth:`DecodedBatch.span_scores`, which reuse alpha and beta.
     """
     em = np.asarray(emissions, dtype=np.float64)
     if em.ndim != 2:

@@ -27,15 +27,23 @@ import numpy as np
 
 from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
 from ner.calibration import read_temperature, scale_emissions, scale_transitions
-from ner.data.schemes import SCHEMES, convert, parse_tag, spans_from_tags, tags_from_spans
+from ner.data.schemes import SCHEMES, Scheme, parse_tag
 from ner.data.tokenize import Token, split_sentences, tokens_from_words
-from ner.decode import Decoded, Transitions, constrain, decode_batch, viterbi
+from ner.decode import Transitions, constrain, decode_flat, viterbi_flat
 from ner.features import Featurizer
 from ner.models.config import TaggerConfig
+from ner.spans import SpanReader
 from ner.tasks.base import TaskPredictor
 from ner.tasks.inputs import WORD_TABLE_PREFIX, read_inputs, write_inputs
 
-__all__ = ["Document", "EntityResult", "Predictor", "TokenResult", "export_tagger"]
+__all__ = [
+    "Document",
+    "EntityResult",
+    "Predictor",
+    "SentenceTags",
+    "TokenResult",
+    "export_tagger",
+]
 
 DECODER = "decoder.json"
 EMISSIONS = "emissions"
@@ -45,6 +53,10 @@ MAX_BATCH_TOKENS = 1024
 """Padded tokens per forward pass (besides ``batch_size``), so long sentences come in smaller
 batches: ONNX Runtime tags CoNLL dev ~15% faster than in batches of 64 sentences whatever their
 length (the activations stay in cache). A sentence's emissions do not depend on its batch."""
+DECODE_TOKENS = 1 << 16
+"""Tokens decoded together: the emissions of consecutive forward passes are joined, so that
+Viterbi and forward-backward run one loop over time for up to this many tokens (one per call on
+CoNLL dev) instead of one per forward pass. A sentence's decoding does not depend on its batch."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,25 @@ class EntityResult:
             "token_end": self.token_end,
             "score": self.score,
         }
+
+
+@dataclass(frozen=True)
+class SentenceTags:
+    """One tokenised sentence's tags, without offsets (what ``Predictor.tag`` returns).
+
+    Attributes:
+        labels: IOB2 label of each token.
+        scores: confidence of each token's tag (see the module docstring).
+        entities: ``(label, token_start, token_end, score)`` of each entity, ``token_end``
+            exclusive.
+    """
+
+    labels: list[str]
+    scores: list[float]
+    entities: list[tuple[str, int, int, float]]
+
+
+_UNTAGGED = SentenceTags([], [], [])
 
 
 @dataclass(frozen=True)
@@ -156,6 +187,7 @@ class Predictor(TaskPredictor):
         self.temperature = read_temperature(meta, cfg_path)
         self._scored_transitions = scale_transitions(transitions, self.temperature)
         self.inputs = read_inputs(bundle, self.config.inputs)
+        self._spans = SpanReader(self.labels, scheme)  # type: ignore[arg-type]
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], backend: Any = "onnx", **kwargs: Any) -> Any:
@@ -215,16 +247,50 @@ class Predictor(TaskPredictor):
         if isinstance(inputs, str):
             raise TypeError("predict() takes a list of inputs; wrap a single text as [text]")
         prepared = [self._prepare(item) for item in inputs]
-        sentences = [
-            (d, piece) for d, (_, sents) in enumerate(prepared) for piece in sents if piece
-        ]
-        decoded = self._decode([[t.text for t in piece] for _, piece in sentences], batch_size)
-        per_doc: list[list[tuple[list[Token], Decoded]]] = [[] for _ in prepared]
-        for (d, piece), dec in zip(sentences, decoded, strict=True):
-            per_doc[d].append((piece, dec))
+        pieces = [piece for _, sents in prepared for piece in sents if piece]
+        tagged = iter(self.tag([[t.text for t in piece] for piece in pieces], batch_size))
         return [
-            self._document(text, parts) for (text, _), parts in zip(prepared, per_doc, strict=True)
+            _document(text, [(piece, next(tagged)) for piece in sents if piece])
+            for text, sents in prepared
         ]
+
+    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[SentenceTags]:
+        """Labels, scores and entities of tokenised sentences, without offsets (the server's
+        call: it has tokenised the texts itself and keeps their offsets).
+
+        Args:
+            sentences: tokenised sentences (taken as they are; an empty one gives no tags).
+            batch_size: sentences per forward pass.
+
+        Returns:
+            One :class:`SentenceTags` per sentence, in input order.
+        """
+        out = [_UNTAGGED] * len(sentences)
+        reader = self._spans
+        for index, lengths, em in self._emissions(sentences, batch_size):
+            dec = decode_flat(
+                scale_emissions(em, self.temperature), lengths, self._scored_transitions
+            )
+            spans = reader.spans(dec.tag_ids, lengths)
+            labels = np.asarray(reader.names("iob2"), dtype=object)
+            iob2 = labels[reader.label_ids(spans, lengths, "iob2")].tolist()
+            scores = dec.tag_scores().tolist()  # Python floats, converted in one call
+            starts = (np.cumsum(lengths) - lengths).tolist()
+            firsts = np.searchsorted(spans.sentence, np.arange(len(lengths) + 1)).tolist()
+            entities = list(
+                zip(
+                    [reader.types[t] for t in spans.type_ids.tolist()],
+                    (spans.start - np.repeat(starts, np.diff(firsts))).tolist(),
+                    (spans.end - np.repeat(starts, np.diff(firsts))).tolist(),
+                    dec.span_scores(spans.start, spans.end).tolist(),
+                    strict=True,
+                )
+            )
+            for s, (i, a, n) in enumerate(zip(index, starts, lengths.tolist(), strict=True)):
+                out[i] = SentenceTags(
+                    iob2[a : a + n], scores[a : a + n], entities[firsts[s] : firsts[s + 1]]
+                )
+        return out
 
     def predict_tokens(
         self, sentences: Sequence[Sequence[str]], scheme: str = "iob2", batch_size: int = 64
@@ -239,18 +305,16 @@ class Predictor(TaskPredictor):
         Returns:
             One list of labels per sentence.
         """
-        src = self.tag_scheme
-        labels = self.labels
-        out = []
-        converted: dict[bytes, list[str]] = {}  # tag sequences repeat (half of CoNLL dev's)
-        for ids in self._decode(sentences, batch_size, full=False):
-            tags = converted.get(ids.tobytes())
-            if tags is None:
-                tags = [labels[i] for i in ids.tolist()]
-                if tags:
-                    tags = convert(tags, src, scheme)  # type: ignore[arg-type]
-                converted[ids.tobytes()] = tags
-            out.append(list(tags))
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {SCHEMES}")
+        dst: Scheme = scheme  # type: ignore[assignment]
+        out: list[list[str]] = [[] for _ in sentences]
+        for index, lengths, em in self._emissions(sentences, batch_size):
+            labels = self._spans.labels(viterbi_flat(em, lengths, self.transitions), lengths, dst)
+            a = 0
+            for i, n in zip(index, lengths.tolist(), strict=True):
+                out[i] = labels[a : a + n]
+                a += n
         return out
 
     # ----------------------------------------------------------------------------------------
@@ -282,63 +346,53 @@ class Predictor(TaskPredictor):
         if batch:
             yield batch
 
-    def _decode(
-        self, sentences: Sequence[Sequence[str]], batch_size: int, *, full: bool = True
-    ) -> list[Any]:
-        """Decoded (``full``) or Viterbi tag ids per sentence, in input order."""
-        results: list[Any] = [None] * len(sentences)
+    def _emissions(
+        self, sentences: Sequence[Sequence[str]], batch_size: int
+    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """``(indices, lengths (B,), emissions (N, K) float32)`` of the non-empty sentences, the
+        sentences end to end, in chunks of about :data:`DECODE_TOKENS` tokens."""
         self.featurizer.prefetch(sentences)  # all distinct words in one lookup, not per batch
+        index: list[int] = []
+        lengths: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        tokens = 0
         for batch in self._batches(sentences, batch_size):
-            features = self.featurizer.encode([list(sentences[i]) for i in batch])
-            emissions = self.emissions(features)
-            if full:
-                scaled = scale_emissions(emissions, self.temperature)
-                out = decode_batch(scaled, features.lengths, self._scored_transitions)
-            else:
-                out = viterbi(emissions, features.lengths, self.transitions)  # type: ignore[assignment]
-            for i, item in zip(batch, out, strict=True):
-                results[i] = item
-        for i, item in enumerate(results):
-            if item is None:  # an empty sentence
-                results[i] = _empty_decoded(self) if full else np.zeros(0, dtype=np.int64)
-        return results
+            features = self.featurizer.encode([sentences[i] for i in batch])
+            emissions = self.emissions(features)  # (b, T, K)
+            index += batch
+            lengths.append(features.lengths)
+            rows.append(emissions[np.arange(emissions.shape[1]) < features.lengths[:, None]])
+            tokens += rows[-1].shape[0]
+            if tokens >= DECODE_TOKENS:
+                yield index, np.concatenate(lengths), np.concatenate(rows)
+                index, lengths, rows, tokens = [], [], [], 0
+        if index:
+            yield index, np.concatenate(lengths), np.concatenate(rows)
 
-    def _document(self, text: str, parts: list[tuple[list[Token], Decoded]]) -> Document:
-        labels = self.labels
-        scheme = self.tag_scheme
-        tokens: list[TokenResult] = []
-        entities: list[EntityResult] = []
-        for piece, dec in parts:
-            offset = len(tokens)
-            tags = [labels[i] for i in dec.tag_ids.tolist()]
-            spans = spans_from_tags(tags, scheme)  # type: ignore[arg-type]
-            iob2 = tags_from_spans(spans, len(tags), "iob2")
-            scores = dec.tag_scores.tolist()  # Python floats, converted in one call
-            tokens.extend(
-                TokenResult(tok.text, tok.start, tok.end, label, int(label != "O"), score)
-                for tok, label, score in zip(piece, iob2, scores, strict=True)
-            )
-            for span in spans:
-                start, end = piece[span.start].start, piece[span.end - 1].end
-                entities.append(
-                    EntityResult(
-                        text=text[start:end],
-                        label=span.label,
-                        start=start,
-                        end=end,
-                        token_start=offset + span.start,
-                        token_end=offset + span.end,
-                        score=dec.span_score(span.start, span.end),
-                    )
+
+def _document(text: str, parts: list[tuple[list[Token], SentenceTags]]) -> Document:
+    """The result objects of one input from its sentences' tokens and tags."""
+    tokens: list[TokenResult] = []
+    entities: list[EntityResult] = []
+    for piece, tagged in parts:
+        offset = len(tokens)
+        tokens += map(
+            TokenResult,
+            [tok.text for tok in piece],
+            [tok.start for tok in piece],
+            [tok.end for tok in piece],
+            tagged.labels,
+            [int(label != "O") for label in tagged.labels],
+            tagged.scores,
+        )
+        for label, first, last, score in tagged.entities:
+            start, end = piece[first].start, piece[last - 1].end
+            entities.append(
+                EntityResult(
+                    text[start:end], label, start, end, offset + first, offset + last, score
                 )
-        return Document(text, tokens, entities)
-
-
-def _empty_decoded(predictor: Predictor) -> Decoded:
-    k = predictor.num_tags
-    return decode_batch(
-        np.zeros((1, 0, k), dtype=np.float32), np.zeros(1, dtype=np.int64), predictor.transitions
-    )[0]
+            )
+    return Document(text, tokens, entities)
 
 
 def check_labels(labels: list[Any], scheme: str, path: Any) -> None:
