@@ -3,8 +3,9 @@
 The server splits texts into sentences itself (``ner.data.tokenize.split_sentences``), so that
 the batcher can pack sentences from many requests into one predictor call, and so that a sentence
 longer than the token cap is tagged in windows instead of padding a whole batch to its length.
-Each window goes to the predictor as a token list; its token and entity indices are mapped back
-to the document's own tokens, whose offsets index the submitted text.
+Each window goes to the predictor (``Predictor.tag``) as a token list, which it takes as it is:
+texts are tokenised once, here. Its token and entity indices are mapped back to the document's
+own tokens, whose offsets index the submitted text.
 """
 
 from __future__ import annotations
@@ -57,37 +58,39 @@ def _probability(value: Any) -> float:
 
 
 def assemble(plan: DocumentPlan, tagged: Sequence[Any]) -> dict[str, Any]:
-    """``{"tokens", "entities"}`` of a document from the predictor's Document per window."""
+    """``{"tokens", "entities"}`` of a document from ``Predictor.tag``'s result per window."""
     if len(tagged) != len(plan.windows):
         raise RuntimeError(f"expected {len(plan.windows)} tagged windows, got {len(tagged)}")
     tokens: list[dict[str, Any]] = []
     entities: list[dict[str, Any]] = []
-    for (a, b), doc in zip(plan.windows, tagged, strict=True):
-        if len(doc.tokens) != b - a:
-            raise RuntimeError(f"the predictor returned {len(doc.tokens)} tokens for {b - a}")
-        for tok, res in zip(plan.tokens[a:b], doc.tokens, strict=True):
+    for (a, b), sentence in zip(plan.windows, tagged, strict=True):
+        if len(sentence.labels) != b - a:
+            raise RuntimeError(f"the predictor returned {len(sentence.labels)} tags for {b - a}")
+        for tok, label, score in zip(
+            plan.tokens[a:b], sentence.labels, sentence.scores, strict=True
+        ):
             tokens.append(
                 {
                     "text": tok.text,
                     "start": tok.start,
                     "end": tok.end,
-                    "label": res.label,
-                    "is_name": 1 if res.is_name else 0,
-                    "score": _probability(res.score),
+                    "label": label,
+                    "is_name": 0 if label == "O" else 1,
+                    "score": _probability(score),
                 }
             )
-        for ent in doc.entities:
-            first, last = a + ent.token_start, a + ent.token_end
+        for label, token_start, token_end, score in sentence.entities:
+            first, last = a + token_start, a + token_end
             start, end = plan.tokens[first].start, plan.tokens[last - 1].end
             entities.append(
                 {
                     "text": plan.text[start:end],
-                    "label": ent.label,
+                    "label": label,
                     "start": start,
                     "end": end,
                     "token_start": first,
                     "token_end": last,
-                    "score": _probability(ent.score),
+                    "score": _probability(score),
                 }
             )
     return {"tokens": tokens, "entities": entities}

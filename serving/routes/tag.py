@@ -36,10 +36,15 @@ router = APIRouter(tags=["tagging"])
 
 
 def batch_fn(predictor: Any) -> PredictFn:
-    """The batcher's call: token lists of sentences -> one ``ner.predict.Document`` each."""
+    """The batcher's call: token lists of sentences -> one ``ner.predict.SentenceTags`` each.
+
+    ``Predictor.tag`` takes the words as they are: the texts were tokenised once, here, and
+    their offsets stay in the plans (``predict`` would join and tokenise the words again and
+    build result objects that the answer does not use).
+    """
 
     def predict(sentences: list[list[str]], batch_size: int) -> list[Any]:
-        return predictor.predict(sentences, batch_size=batch_size)
+        return predictor.tag(sentences, batch_size=batch_size)
 
     return predict
 

@@ -264,6 +264,10 @@ class SlowPredictor:
         time.sleep(self.delay)
         return self.inner.predict(inputs, batch_size=batch_size)
 
+    def tag(self, sentences: Any, batch_size: int = 64) -> Any:  # what /v1/tag's batcher calls
+        time.sleep(self.delay)
+        return self.inner.tag(sentences, batch_size=batch_size)
+
 
 def test_queue_full_over_http_is_503_with_retry_after(models_dir: Any, predictor: Any) -> None:
     from serving.main import create_app
