@@ -1,12 +1,33 @@
 """Load test of the HTTP service: throughput, latency percentiles, errors and server peak RSS.
 
 Starts each server in a subprocess on 127.0.0.1, then keeps 1, 8 and 64 connections busy with
-single-sentence ``POST /v1/tag`` requests (closed loop: each connection sends its next request as
-soon as the answer arrives) for ``--duration`` seconds per level. The client is a minimal
-HTTP/1.1 keep-alive client on asyncio streams, so that it costs the shared CPU as little as
-possible (``wrk`` is not needed). Prints one markdown row per server and level.
+single-item requests (closed loop: each connection sends its next request as soon as the answer
+arrives) for ``--duration`` seconds per level. The client is a minimal HTTP/1.1 keep-alive client
+on asyncio streams, so that it costs the shared CPU as little as possible (``wrk`` is not needed).
+Prints one markdown row per task, server and level.
 
-Servers:
+Tasks (``--task``, repeatable; default ``tag``), each against its own server holding one model:
+
+- ``tag``: ``POST /v1/tag`` ``{"text"}``, a CoNLL-2003 dev sentence; model ``--model``
+  (``models/conll2003-en``);
+- ``classify``: ``POST /v1/classify`` ``{"text"}``, an SST-2 dev review; ``models/sst2-en``;
+- ``score``: ``POST /v1/score`` ``{"text"}``, a dinosaur name; ``models/dinos-char``;
+- ``generate``: ``POST /v1/generate`` ``{"n": 1, "seed"}``, one sample; ``models/dinos-char``;
+- ``translate``: ``POST /v1/translate`` ``{"text"}``, a date from ``ner.data.dates`` (seed 0);
+  ``models/dates-iso``.
+
+``--task-model TASK=DIR`` serves another bundle for a task. Data come from ``$NER_DATA_DIR`` (a
+built-in list when absent).
+
+**Offline** (unless ``--no-offline``): the same inputs through the library in one fresh process
+with one thread, as a batch job would call it (``Predictor.predict(texts)``, ``classify``,
+``translate`` with ``batch_size=64``; ``score`` in lists of 64; ``generate(64)`` per 64 samples),
+median of ``--offline-repeats`` passes after a warm-up pass; load time excluded. Each row then
+gives ``served / offline`` (req/s over offline items/s; the issue's target at 64 connections:
+at least 1.0) and ``p99 / mean`` (p99 over the mean latency the level implies,
+``connections / req/s``, Little's law; target at most 2.5).
+
+Servers for ``tag``:
 - ``ner``: ``ner serve`` with dynamic micro-batching (the defaults);
 - ``ner-nobatch`` (``--compare-batching``): ``--max-batch-size 1 --max-wait-ms 0``;
 - ``spacy`` (``--peer spacy --spacy-model DIR``): a spaCy NER pipeline behind a minimal FastAPI
@@ -16,6 +37,8 @@ Usage::
 
     python bench/serve_load.py --model models/conll2003-en --compare-batching \
         --peer spacy --spacy-model models/spacy-conll2003 [--duration 15] [--levels 1 8 64]
+    python bench/serve_load.py --task tag --task classify --task score --task generate \
+        --task translate --levels 64 --duration 15
 """
 
 from __future__ import annotations
@@ -30,10 +53,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: `ner` importable
@@ -99,6 +123,7 @@ class Server:
     name: str
     batching: str
     cmd: tuple[str, ...]  # without the port
+    task: str = "tag"
 
 
 def free_port() -> int:
@@ -246,7 +271,7 @@ class LevelResult:
 
 
 async def load(
-    port: int, connections: int, duration: float, bodies: Sequence[bytes]
+    port: int, connections: int, duration: float, bodies: Sequence[bytes], path: str = "/v1/tag"
 ) -> LevelResult:
     """Closed-loop load: ``connections`` clients, each sending back-to-back requests."""
     latencies: list[float] = []
@@ -262,7 +287,7 @@ async def load(
                 body = bodies[rng.randrange(len(bodies))]
                 t0 = time.perf_counter()
                 try:
-                    status, _ = await conn.request("POST", "/v1/tag", body)
+                    status, _ = await conn.request("POST", path, body)
                 except (ConnectionError, asyncio.IncompleteReadError, ValueError):
                     errors += 1
                     conn.close()
@@ -297,14 +322,23 @@ async def batch_stats(port: int) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------------
 
 
+def _data_file(*parts: str) -> Path | None:
+    try:
+        from ner.settings import data_dir
+
+        path = data_dir().joinpath(*parts)
+    except Exception:  # no data directory configured: the built-in lists serve
+        return None
+    return path if path.is_file() else None
+
+
 def sentences(limit: int = 2000) -> list[str]:
     """CoNLL-2003 dev sentences (tokens joined by spaces) when the data is present."""
     try:
         from ner.data.conll import read_conll
-        from ner.settings import data_dir
 
-        dev = data_dir() / "conll2003" / "dev.txt"
-        if dev.is_file():
+        dev = _data_file("conll2003", "dev.txt")
+        if dev is not None:
             found = [" ".join(s.tokens) for s in read_conll(dev) if len(s.tokens) > 3]
             if found:
                 return found[:limit]
@@ -313,11 +347,130 @@ def sentences(limit: int = 2000) -> list[str]:
     return FALLBACK_SENTENCES
 
 
-def servers(args: argparse.Namespace) -> list[Server]:
+def reviews(limit: int = 2000) -> list[str]:
+    """SST-2 dev reviews (the text column) when the data is present."""
+    dev = _data_file("sst2", "dev.tsv")
+    if dev is None:
+        return [s.lower() for s in FALLBACK_SENTENCES]
+    rows = [line.rsplit("\t", 1)[0] for line in dev.read_text(encoding="utf-8").splitlines()]
+    return [r for r in rows if r.strip()][:limit] or [s.lower() for s in FALLBACK_SENTENCES]
+
+
+def names(limit: int = 2000) -> list[str]:
+    """Dinosaur names when the data is present."""
+    found = _data_file("dinos", "dinos.txt")
+    words = found.read_text(encoding="utf-8").split() if found is not None else []
+    return words[:limit] or ["Aachenosaurus", "Aardonyx", "Brachiosaurus", "Tyrannosaurus"]
+
+
+def dates(limit: int = 2000) -> list[str]:
+    """Human-readable dates (``ner.data.dates``, seed 0)."""
+    from ner.data.dates import generate_pairs
+
+    return [text for text, _ in generate_pairs(limit, seed=0)]
+
+
+def seeds(limit: int = 512) -> list[int]:
+    return list(range(limit))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One endpoint: its inputs, one request's body, and the library's batch call offline."""
+
+    name: str
+    path: str
+    model: str  # default bundle, relative to the repository
+    inputs: Callable[[], list[Any]]
+
+    def body(self, item: Any) -> bytes:
+        if self.name == "generate":
+            return json.dumps({"n": 1, "seed": item}).encode()
+        return json.dumps({"text": item}).encode()
+
+
+TASKS = {
+    t.name: t
+    for t in (
+        Task("tag", "/v1/tag", "models/conll2003-en", sentences),
+        Task("classify", "/v1/classify", "models/sst2-en", reviews),
+        Task("score", "/v1/score", "models/dinos-char", names),
+        Task("generate", "/v1/generate", "models/dinos-char", seeds),
+        Task("translate", "/v1/translate", "models/dates-iso", dates),
+    )
+}
+OFFLINE_BATCH = 64
+"""Items per library call offline (the server's default max batch size)."""
+
+
+def offline_pass(task: str, predictor: Any, items: Sequence[Any]) -> None:
+    """The library's batch call on ``items``, as a batch job would make it."""
+    b = OFFLINE_BATCH
+    if task == "tag":
+        predictor.predict(list(items), batch_size=b)
+    elif task == "classify":
+        predictor.classify([predictor.tokenize(t) for t in items], batch_size=b)
+    elif task == "translate":
+        predictor.translate(list(items), batch_size=b)
+    elif task == "score":  # one padded batch per call
+        for k in range(0, len(items), b):
+            predictor.score(list(items[k : k + b]))
+    elif task == "generate":
+        for k in range(0, len(items), b):
+            predictor.generate(len(items[k : k + b]), seed=int(items[k]))
+    else:
+        raise ValueError(f"unknown task {task!r}")
+
+
+def offline_child(task: str, model: Path, repeats: int) -> dict[str, float]:
+    """(Run in a fresh one-thread process.) Items, median wall and CPU seconds of a pass."""
+    from ner.tasks import load as load_model
+
+    predictor = load_model(model, "onnx", threads=1)
+    items = TASKS[task].inputs()
+    offline_pass(task, predictor, items)  # warm-up: caches, first-call costs
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        offline_pass(task, predictor, items)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return {
+        "items": len(items),
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+    }
+
+
+def offline(task: str, model: Path, repeats: int) -> dict[str, float]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, __file__, "--offline-child", task, "--model", str(model)]
+    cmd += ["--offline-repeats", str(repeats)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"offline {task} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def task_models(args: argparse.Namespace) -> dict[str, Path]:
+    models = {name: REPO_ROOT / t.model for name, t in TASKS.items()}
+    models["tag"] = args.model
+    for item in args.task_model:
+        task, sep, path = item.partition("=")
+        if not sep or task not in TASKS:
+            raise SystemExit(f"--task-model takes TASK=DIR with TASK one of {', '.join(TASKS)}")
+        models[task] = Path(path)
+    return models
+
+
+def servers(args: argparse.Namespace, task: str = "tag", model: Path | None = None) -> list[Server]:
     py = sys.executable
-    base = (py, "-m", "serving", "serve", "--model", str(args.model), "--log-level", "warning")
+    model = args.model if model is None else model
+    base = (py, "-m", "serving", "serve", "--model", str(model), "--log-level", "warning")
     base = (*base, "--workers", str(args.workers))
-    out = [Server("ner", "on", base)]
+    out = [Server("ner", "on", base, task)]
+    if task != "tag":
+        return out
     if args.compare_batching:
         out.append(Server("ner", "off", (*base, "--max-batch-size", "1", "--max-wait-ms", "0")))
     if args.peer == "spacy":
@@ -327,9 +480,13 @@ def servers(args: argparse.Namespace) -> list[Server]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "conll2003-en")
+    p.add_argument(
+        "--task", dest="tasks", action="append", choices=list(TASKS), help="default: tag"
+    )
+    p.add_argument("--task-model", action="append", default=[], metavar="TASK=DIR")
     p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--duration", type=float, default=10.0, help="seconds per level")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
@@ -337,55 +494,93 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--compare-batching", action="store_true", help="also run without batching")
     p.add_argument("--peer", choices=["spacy"], default=None)
     p.add_argument("--spacy-model", type=Path, default=None)
+    p.add_argument("--no-offline", dest="offline", action="store_false")
+    p.add_argument("--offline-repeats", type=int, default=3)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = p.parse_args(argv)
+    p.add_argument("--offline-child", default=None, help=argparse.SUPPRESS)
+    return p
 
-    bodies = [json.dumps({"text": s}).encode() for s in sentences()]
+
+def _cell(value: float, fmt: str) -> str:
+    return "" if value != value else format(value, fmt)  # NaN: empty
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.offline_child:
+        result = offline_child(args.offline_child, args.model, args.offline_repeats)
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    models = task_models(args)
     rows = []
-    print(f"{len(bodies)} sentences, {args.duration:g} s per level, {os.cpu_count()} CPUs\n")
+    print(f"{args.duration:g} s per level, {os.cpu_count()} CPUs\n")
     print(
-        "| server | micro-batching | connections | req/s | p50 ms | p95 ms | p99 ms "
-        "| errors | mean batch | peak RSS MiB |"
+        "| task | server | micro-batching | connections | req/s | p50 ms | p95 ms | p99 ms "
+        "| errors | mean batch | peak RSS MiB | offline items/s | served / offline "
+        "| p99 / mean |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for server in servers(args):
-        port = free_port()
-        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load_{server.name}_{port}.log"
-        with started(server, port, log) as proc:
-            asyncio.run(load(port, max(args.levels), args.warmup, bodies))
-            for level in args.levels:
-                before = asyncio.run(batch_stats(port))
-                result = asyncio.run(load(port, level, args.duration, bodies))
-                after = asyncio.run(batch_stats(port))
-                batches = after[1] - before[1]
-                mean_batch = (after[0] - before[0]) / batches if batches else float("nan")
-                row = {
-                    "server": server.name,
-                    "batching": server.batching,
-                    "connections": level,
-                    "rps": result.throughput,
-                    "p50": result.percentile(50),
-                    "p95": result.percentile(95),
-                    "p99": result.percentile(99),
-                    "errors": result.errors,
-                    "mean_batch": mean_batch,
-                    "peak_rss_mib": peak_rss_mib(proc.pid),
-                    "mean_ms": statistics.fmean(result.latencies_ms) if result.completed else 0,
-                }
-                rows.append(row)
-                batch = "" if mean_batch != mean_batch else f"{mean_batch:.1f}"
-                print(
-                    f"| {server.name} | {server.batching} | {level} | {row['rps']:.0f} "
-                    f"| {row['p50']:.1f} | {row['p95']:.1f} | {row['p99']:.1f} | {row['errors']} "
-                    f"| {batch} | {row['peak_rss_mib']:.0f} |",
-                    flush=True,
-                )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for task_name in args.tasks or ["tag"]:
+        task, model = TASKS[task_name], models[task_name]
+        items = task.inputs()
+        bodies = [task.body(item) for item in items]
+        offline_ips = float("nan")
+        if args.offline:
+            measured = offline(task_name, model, args.offline_repeats)
+            offline_ips = measured["items"] / measured["wall_s"]
+        for server in servers(args, task_name, model):
+            rows += serve(args, server, task, bodies, offline_ips)
     if args.json is not None:
         from ner.fileio import atomic_open
 
         with atomic_open(args.json) as fh:
             fh.write(json.dumps(rows, indent=2))
     return 0
+
+
+def serve(
+    args: argparse.Namespace, server: Server, task: Task, bodies: list[bytes], offline_ips: float
+) -> list[dict[str, Any]]:
+    """Start ``server``, load it at each level; the rows (also printed)."""
+    rows = []
+    port = free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load_{server.name}_{port}.log"
+    with started(server, port, log) as proc:
+        asyncio.run(load(port, max(args.levels), args.warmup, bodies, task.path))
+        for level in args.levels:
+            before = asyncio.run(batch_stats(port))
+            result = asyncio.run(load(port, level, args.duration, bodies, task.path))
+            after = asyncio.run(batch_stats(port))
+            batches = after[1] - before[1]
+            mean_batch = (after[0] - before[0]) / batches if batches else float("nan")
+            implied_ms = 1000 * level / result.throughput if result.completed else float("nan")
+            row = {
+                "task": task.name,
+                "server": server.name,
+                "batching": server.batching,
+                "connections": level,
+                "rps": result.throughput,
+                "p50": result.percentile(50),
+                "p95": result.percentile(95),
+                "p99": result.percentile(99),
+                "errors": result.errors,
+                "mean_batch": mean_batch,
+                "peak_rss_mib": peak_rss_mib(proc.pid),
+                "mean_ms": statistics.fmean(result.latencies_ms) if result.completed else 0,
+                "offline_ips": offline_ips,
+                "served_over_offline": result.throughput / offline_ips,
+                "p99_over_implied_mean": result.percentile(99) / implied_ms,
+            }
+            rows.append(row)
+            print(
+                f"| {task.name} | {server.name} | {server.batching} | {level} | {row['rps']:.0f} "
+                f"| {row['p50']:.1f} | {row['p95']:.1f} | {row['p99']:.1f} | {row['errors']} "
+                f"| {_cell(mean_batch, '.1f')} | {row['peak_rss_mib']:.0f} "
+                f"| {_cell(offline_ips, ',.0f')} | {_cell(row['served_over_offline'], '.2f')} "
+                f"| {_cell(row['p99_over_implied_mean'], '.2f')} |",
+                flush=True,
+            )
+    return rows
 
 
 if __name__ == "__main__":
