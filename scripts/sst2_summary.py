@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 DEV = Path("/work/shared/data/sst2/dev.tsv")
+DEFAULTS = {"adv": 0.0, "min_freq": 1}
+"""Settings that older log lines lack: the value they ran with."""
 
 
 def ensemble_accuracy(runs: list[dict], gold: np.ndarray) -> float | None:
@@ -38,12 +40,13 @@ def main() -> None:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for line in args.log.read_text().splitlines():
         r = json.loads(line)
-        groups[tuple(r["args"].get(k) for k in args.by)].append(r)
+        groups[tuple(r["args"].get(k, DEFAULTS.get(k)) for k in args.by)].append(r)
         if args.rows:
             a = r["args"]
             curve = " ".join(f"{h['dev_acc']:.3f}" for h in r["history"])
+            key = [a.get(k, DEFAULTS.get(k)) for k in args.by]
             print(
-                f"{[a.get(k) for k in args.by]} seed {a['seed']}: best {r['best_dev_acc']:.4f} "
+                f"{key} seed {a['seed']}: best {r['best_dev_acc']:.4f} "
                 f"(epoch {r['best_epoch']}), avg-last {r['average_dev_acc']:.4f}, "
                 f"T {r['temperature']:.2f}, {r['train_seconds']:.0f}s | {curve}"
             )

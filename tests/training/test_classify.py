@@ -76,6 +76,8 @@ def test_fit_monitors_dev_accuracy_and_calibration(tiny_sst_run) -> None:
     assert module.labels == ["negative", "positive"]
     assert module.model.config.num_classes == 2
     assert module.model.config.inputs.vocab_size == cli.datamodule.vocab_size
+    shipped = yaml.safe_load(SST2_CONFIG.read_text(encoding="utf-8"))["model"]
+    assert module.adversarial == shipped.get("adversarial", 0.0)  # the config's recipe trains
     assert len(module.history) == 2
     row = module.history[-1]
     for key in ("val_acc", "val_macro_f1", "val_ece", "val_ece_calibrated", "val_temperature"):
@@ -129,3 +131,10 @@ def test_bad_label_names_the_file_and_line(tmp_path: Path, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.tsv:2" in err[0] and "'neutral'" in err[0]
+
+
+def test_negative_adversarial_epsilon_is_refused() -> None:
+    from training.classify import ClassifyModule
+
+    with pytest.raises(ValueError, match="adversarial"):
+        ClassifyModule(adversarial=-1.0)
