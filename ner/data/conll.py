@@ -32,7 +32,8 @@ __all__ = [
 DOCSTART = "-DOCSTART-"
 
 # Columns are split on ASCII whitespace only, so that tokens such as U+00A0 or U+3000 survive.
-_ASCII_WS_RE = re.compile(r"[ \t\r\n\x0b\x0c]")
+_ASCII_WS = " \t\r\n\x0b\x0c"
+_ASCII_WS_RE = re.compile(f"[{_ASCII_WS}]")
 _DOCSTART_BYTES = DOCSTART.encode()
 _BOM = "\ufeff".encode()
 _TAG_PREFIXES = frozenset("BIESLU")
@@ -232,6 +233,28 @@ def _check_cell(cell: str, where: str) -> str:
     return cell
 
 
+def _block_ok(rows: list[list[str]], ncols: int, text: str) -> bool:
+    """Whether every row has ``ncols`` cells, none empty nor holding ASCII white space, given the
+    block's ``text`` (rows joined by the separator and newlines, then a blank line): one count of
+    each white-space character over the text instead of a regex per cell."""
+    if any(len(row) != ncols or "" in row for row in rows):
+        return False
+    expected = len(rows) * ncols + 1  # per row ncols - 1 separators and a newline; a blank line
+    return sum(map(text.count, _ASCII_WS)) == expected
+
+
+def _raise_bad_row(rows: list[list[str]], ncols: int, b: int) -> None:
+    """Raise the ``ValueError`` for the first bad row of block ``b``."""
+    for r, row in enumerate(rows):
+        if len(row) != ncols:
+            raise ValueError(
+                f"block {b}, row {r}: {len(row)} columns, the block's first row has {ncols}"
+            )
+        for cell in row:
+            _check_cell(cell, f"block {b}, row {r}")
+    raise AssertionError("unreachable: the block was found bad")
+
+
 def _format_blocks(blocks: Iterable[Sequence[Sequence[str]] | DocStart], sep: str) -> Iterator[str]:
     """Lines of text (with newline) for ``blocks``; DocStarts wait for the next column count."""
     ncols = 2
@@ -247,13 +270,10 @@ def _format_blocks(blocks: Iterable[Sequence[Sequence[str]] | DocStart], sep: st
         for _ in range(pending_docstarts):
             yield sep.join([DOCSTART] + ["O"] * (ncols - 1)) + "\n\n"
         pending_docstarts = 0
-        for r, row in enumerate(rows):
-            if len(row) != ncols:
-                raise ValueError(
-                    f"block {b}, row {r}: {len(row)} columns, the block's first row has {ncols}"
-                )
-            yield sep.join(_check_cell(c, f"block {b}, row {r}") for c in row) + "\n"
-        yield "\n"
+        text = "\n".join([sep.join(row) for row in rows]) + "\n\n"
+        if not _block_ok(rows, ncols, text):
+            _raise_bad_row(rows, ncols, b)
+        yield text
     for _ in range(pending_docstarts):
         yield sep.join([DOCSTART] + ["O"] * (ncols - 1)) + "\n\n"
 
