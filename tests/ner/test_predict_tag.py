@@ -74,3 +74,19 @@ def test_predict_tokens_converts_like_schemes(predictor: Predictor) -> None:
 def test_tag_rejects_a_bad_batch_size(tiny_bundle: Path) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         Predictor.from_path(tiny_bundle).tag([["x"]], batch_size=0)
+
+
+def test_word_list_offsets_and_errors(tiny_bundle: Path) -> None:
+    predictor = Predictor.from_path(tiny_bundle)
+    (doc,) = predictor.predict([["Zoë", "met", "Ω", "."]])
+    assert doc.text == "Zoë met Ω ."
+    assert [(t.text, t.start, t.end) for t in doc.tokens] == [
+        ("Zoë", 0, 3),
+        ("met", 4, 7),
+        ("Ω", 8, 9),
+        (".", 10, 11),
+    ]
+    with pytest.raises(ValueError, match="word 1 is empty"):
+        predictor.predict([["a", "", "b"]])
+    with pytest.raises(ValueError, match=r"word 0 \('a\\u2003b'\) contains whitespace"):
+        predictor.predict([["a\u2003b"]])
