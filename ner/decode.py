@@ -52,7 +52,8 @@ probabilities and the marginals are renormalised over valid sequences.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -385,21 +386,43 @@ def _viterbi_packed(em: np.ndarray, p: Packing, trans: Transitions) -> np.ndarra
     return tags
 
 
-def _forward_packed(
-    em: np.ndarray, p: Packing, trans: Transitions, scaled: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Packed log alpha ``(N, K)`` and log Z ``(B,)`` by rank (0 for an empty sentence).
+@dataclass(frozen=True, eq=False)
+class _LogScores:
+    """Packed log alpha or log beta ``(N, K)``, kept as computed: ``log(hat) + scale`` (scaled
+    space) or ``hat`` itself (``scale`` None, log space), so that callers who need a few entries
+    (the decoded tags') take logs of those only."""
 
-    ``scaled``: in scaled probability space (Rabiner 1989), each step one ``(n, K) x (K, K)``
-    matrix product and a normalisation whose log is carried separately: the same quantity as the
-    log-space recursion, an order of magnitude faster than logsumexp over ``(n, K, K)``.
+    hat: np.ndarray
+    scale: np.ndarray | None
+
+    def full(self) -> np.ndarray:
+        return self.hat if self.scale is None else _log_of(self.hat, self.scale)
+
+    def at(self, rows: np.ndarray, tags: np.ndarray) -> np.ndarray:
+        """``full()[rows, tags]`` (the same floats), computed for those entries only."""
+        picked = self.hat[rows, tags]
+        return (
+            picked if self.scale is None else np.log(np.maximum(picked, 1e-300)) + self.scale[rows]
+        )
+
+
+def _forward_packed(
+    em: np.ndarray, p: Packing, trans: Transitions, exp_em: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[_LogScores, np.ndarray]:
+    """Packed log alpha and log Z ``(B,)`` by rank (0 for an empty sentence).
+
+    ``exp_em`` (:func:`_exp_scaled` of ``em``) given: in scaled probability space (Rabiner 1989),
+    each step one ``(n, K) x (K, K)`` matrix product and a normalisation whose log is carried
+    separately: the same quantity as the log-space recursion (``exp_em`` None), an order of
+    magnitude faster than logsumexp over ``(n, K, K)``.
     """
     b, k = len(p.lengths), trans.num_tags
+    scaled = exp_em is not None
     hats, scales = np.empty((em.shape[0], k)), np.empty(em.shape[0])
     hat, log_scale = np.full((b, k), 1.0 / k), np.zeros(b)  # by rank (log space: hat = alpha)
     if p.steps:
-        if scaled:
-            m, e = _exp_scaled(em)
+        if exp_em is not None:
+            m, e = exp_em
             exp_trans = np.exp(trans.transitions)  # (K, K); disallowed (-1e4) -> 0
         lo, hi, n = p.span(0)
         a0 = trans.start + em[lo:hi]  # (n, K)
@@ -422,23 +445,23 @@ def _forward_packed(
             else:  # (n, K_prev, 1) + (K_prev, K) -> logsumexp over K_prev -> (n, K)
                 hat[:n] = logsumexp(hat[:n, :, None] + trans.transitions, axis=1) + em[lo:hi]
             hats[lo:hi], scales[lo:hi] = hat[:n], log_scale[:n]
-    if scaled:
-        alpha, last = _log_of(hats, scales), _log_of(hat, log_scale)
-    else:
-        alpha, last = hats, hat
+    last = _log_of(hat, log_scale) if scaled else hat
     ranked = p.lengths[p.order]
     log_z = np.where(ranked > 0, logsumexp(last + trans.end, axis=1), 0.0) if b else np.zeros(0)
-    return alpha, log_z
+    return _LogScores(hats, scales if scaled else None), log_z
 
 
-def _backward_packed(em: np.ndarray, p: Packing, trans: Transitions, scaled: bool) -> np.ndarray:
-    """Packed log beta ``(N, K)`` (scaled or in log space, like :func:`_forward_packed`)."""
+def _backward_packed(
+    em: np.ndarray, p: Packing, trans: Transitions, exp_em: tuple[np.ndarray, np.ndarray] | None
+) -> _LogScores:
+    """Packed log beta (scaled or in log space, like :func:`_forward_packed`)."""
     b, k = len(p.lengths), trans.num_tags
+    scaled = exp_em is not None
     hats, scales = np.empty((em.shape[0], k)), np.zeros(em.shape[0])
     if not p.steps:
-        return hats
-    if scaled:
-        m, e = _exp_scaled(em)
+        return _LogScores(hats, None)
+    if exp_em is not None:
+        m, e = exp_em
         exp_trans_t = np.exp(trans.transitions).T  # (K_next, K)
         c_end = trans.end.max()
         end_hat = np.exp(trans.end - c_end)
@@ -465,7 +488,7 @@ def _backward_packed(em: np.ndarray, p: Packing, trans: Transitions, scaled: boo
             hat[n_next:n] = trans.end
         hats[lo:hi], scales[lo:hi] = hat[:n], log_scale[:n]
         n_next = n
-    return _log_of(hats, scales) if scaled else hats
+    return _LogScores(hats, scales if scaled else None)
 
 
 # Scaled probability space is exact up to float64 rounding while the scores stay within a few
@@ -478,8 +501,8 @@ def _scaled_ok(em: np.ndarray, trans: Transitions) -> bool:
     for scores in (trans.transitions, trans.start, trans.end):
         allowed = scores[scores > DISALLOWED / 2]
         spreads.append(float(np.ptp(allowed)) if allowed.size else 0.0)
-    if em.size:
-        spreads.append(float(np.ptp(em, axis=-1).max()))
+    if em.size and float(em.max() - em.min()) >= _SCALED_RANGE:  # else no row's spread can be
+        spreads.append(float(np.ptp(em, axis=-1).max()))  # (per row: a slow reduction)
     return max(spreads) < _SCALED_RANGE
 
 
@@ -606,19 +629,29 @@ class DecodedBatch:
         tag_ids: ``(N,)`` Viterbi tag ids.
         log_z: ``(B,)`` log partition function of each sentence (0 when empty).
         emissions: ``(N, K)`` the emissions (float64).
-        log_alpha: ``(N, K)`` forward scores.
-        log_beta: ``(N, K)`` backward scores.
         lengths: ``(B,)`` sentence lengths.
         trans: the transitions used.
+        packing: the time-major layout the recursions ran in.
     """
 
     tag_ids: np.ndarray
     log_z: np.ndarray
     emissions: np.ndarray
-    log_alpha: np.ndarray
-    log_beta: np.ndarray
     lengths: np.ndarray
     trans: Transitions
+    packing: Packing
+    alpha: _LogScores = field(repr=False)
+    beta: _LogScores = field(repr=False)
+
+    @cached_property
+    def log_alpha(self) -> np.ndarray:
+        """``(N, K)`` forward scores."""
+        return self.packing.unpack(self.alpha.full())
+
+    @cached_property
+    def log_beta(self) -> np.ndarray:
+        """``(N, K)`` backward scores."""
+        return self.packing.unpack(self.beta.full())
 
     def _token_log_z(self) -> np.ndarray:
         """``(N,)`` log Z of each token's sentence."""
@@ -631,8 +664,8 @@ class DecodedBatch:
 
     def tag_scores(self) -> np.ndarray:
         """``(N,)`` marginal probability of each decoded tag (without the other tags' marginals)."""
-        rows, ids = np.arange(len(self.tag_ids)), self.tag_ids
-        log_p = self.log_alpha[rows, ids] + self.log_beta[rows, ids] - self._token_log_z()
+        rows, ids = self.packing.rows, self.tag_ids
+        log_p = self.alpha.at(rows, ids) + self.beta.at(rows, ids) - self._token_log_z()
         return np.minimum(np.exp(log_p), 1.0)
 
     def span_log_probs(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -658,10 +691,11 @@ class DecodedBatch:
             first = np.cumsum(c) - c
             rows = np.repeat(s[multi] + 1 - first, c) + np.arange(int(c.sum()))
             inner[multi] = np.add.reduceat(step[rows], first)
+        at = self.packing.rows
         return (
-            self.log_alpha[s, ids[s]]
+            self.alpha.at(at[s], ids[s])
             + inner
-            + self.log_beta[e - 1, ids[e - 1]]
+            + self.beta.at(at[e - 1], ids[e - 1])
             - self.log_z[sentence]
         )
 
@@ -699,18 +733,19 @@ def decode_flat(emissions: np.ndarray, lengths: np.ndarray, trans: Transitions) 
     em, lens = _check_flat(emissions, lengths, trans)
     p = Packing.of(lens)
     packed = p.pack(em)
-    scaled = _scaled_ok(em, trans)
-    alpha, log_z = _forward_packed(packed, p, trans, scaled)
+    exp_em = _exp_scaled(packed) if _scaled_ok(em, trans) else None
+    alpha, log_z = _forward_packed(packed, p, trans, exp_em)
     by_input = np.empty_like(log_z)
     by_input[p.order] = log_z
     return DecodedBatch(
         tag_ids=p.unpack(_viterbi_packed(packed, p, trans)),
         log_z=by_input,
         emissions=em,
-        log_alpha=p.unpack(alpha),
-        log_beta=p.unpack(_backward_packed(packed, p, trans, scaled)),
         lengths=lens,
         trans=trans,
+        packing=p,
+        alpha=alpha,
+        beta=_backward_packed(packed, p, trans, exp_em),
     )
 
 

@@ -62,7 +62,7 @@ Viterbi and forward-backward run one loop over time for up to this many tokens (
 CoNLL dev) instead of one per forward pass. A sentence's decoding does not depend on its batch."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one object per token, less for the GC to scan
 class TokenResult:
     """One token: its text and code-point offsets, IOB2 label, 0/1 name flag and confidence."""
 
@@ -84,7 +84,7 @@ class TokenResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one object per token, less for the GC to scan
 class EntityResult:
     """One entity: text, type, code-point offsets, token indices (end exclusive), span score."""
 
