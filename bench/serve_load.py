@@ -25,7 +25,9 @@ with one thread, as a batch job would call it (``Predictor.predict(texts)``, ``c
 median of ``--offline-repeats`` passes after a warm-up pass; load time excluded. Each row then
 gives ``served / offline`` (req/s over offline items/s; the issue's target at 64 connections:
 at least 1.0) and ``p99 / mean`` (p99 over the mean latency the level implies,
-``connections / req/s``, Little's law; target at most 2.5).
+``connections / req/s``, Little's law; target at most 2.5). ``server CPU ms/req`` is the server
+processes' user + system time over the level per answered request: steadier than req/s when the
+client and other jobs share the cores.
 
 Servers for ``tag``:
 - ``ner``: ``ner serve`` with dynamic micro-batching (the defaults);
@@ -152,6 +154,18 @@ def peak_rss_mib(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the server and its worker processes so far."""
+    ticks = 0
+    for p in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -516,10 +530,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.duration:g} s per level, {os.cpu_count()} CPUs\n")
     print(
         "| task | server | micro-batching | connections | req/s | p50 ms | p95 ms | p99 ms "
-        "| errors | mean batch | peak RSS MiB | offline items/s | served / offline "
-        "| p99 / mean |"
+        "| errors | mean batch | peak RSS MiB | server CPU ms/req | offline items/s "
+        "| served / offline | p99 / mean |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for task_name in args.tasks or ["tag"]:
         task, model = TASKS[task_name], models[task_name]
         items = task.inputs()
@@ -548,8 +562,9 @@ def serve(
     with started(server, port, log) as proc:
         asyncio.run(load(port, max(args.levels), args.warmup, bodies, task.path))
         for level in args.levels:
-            before = asyncio.run(batch_stats(port))
+            before, cpu = asyncio.run(batch_stats(port)), cpu_seconds(proc.pid)
             result = asyncio.run(load(port, level, args.duration, bodies, task.path))
+            cpu = cpu_seconds(proc.pid) - cpu
             after = asyncio.run(batch_stats(port))
             batches = after[1] - before[1]
             mean_batch = (after[0] - before[0]) / batches if batches else float("nan")
@@ -567,6 +582,7 @@ def serve(
                 "mean_batch": mean_batch,
                 "peak_rss_mib": peak_rss_mib(proc.pid),
                 "mean_ms": statistics.fmean(result.latencies_ms) if result.completed else 0,
+                "server_cpu_ms_per_req": 1000 * cpu / result.completed if result.completed else 0,
                 "offline_ips": offline_ips,
                 "served_over_offline": result.throughput / offline_ips,
                 "p99_over_implied_mean": result.percentile(99) / implied_ms,
@@ -576,6 +592,7 @@ def serve(
                 f"| {task.name} | {server.name} | {server.batching} | {level} | {row['rps']:.0f} "
                 f"| {row['p50']:.1f} | {row['p95']:.1f} | {row['p99']:.1f} | {row['errors']} "
                 f"| {_cell(mean_batch, '.1f')} | {row['peak_rss_mib']:.0f} "
+                f"| {row['server_cpu_ms_per_req']:.2f} "
                 f"| {_cell(offline_ips, ',.0f')} | {_cell(row['served_over_offline'], '.2f')} "
                 f"| {_cell(row['p99_over_implied_mean'], '.2f')} |",
                 flush=True,
