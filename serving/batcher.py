@@ -21,6 +21,10 @@ several calls, and what is still queued of it is dropped when its client leaves 
 cancelled) or its deadline passes (``DeadlineExceeded``): no work is done for clients that are
 gone. While one batch is tagged the next one fills up, so under load batches grow at no extra
 wait.
+
+Work that is not a list of items to batch (sampling texts from a language model, scoring a text
+with a class, a beam search) is queued as one function (:meth:`MicroBatcher.call`) under the
+same admission, deadline and dropping, and runs alone in its turn.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class _Job:
     taken: int = 0  # items handed to a batch so far
     done: int = 0  # items with results
     results: list[Any] = field(default_factory=list)
+    call: bool = False  # one item, a function run alone (``MicroBatcher.call``)
 
     @property
     def gone(self) -> bool:
@@ -181,13 +186,24 @@ class MicroBatcher:
     @property
     def saturated(self) -> bool:
         """The work budget is used up: any request would be refused."""
-        budget = self.max_queued_tokens
+        return self.refuses(0)
+
+    def refuses(self, cost: int) -> bool:
+        """Whether a request of about ``cost`` tokens would be refused now (no side effects).
+
+        With ``cost`` 0: whether the budget is used up already, so that any request would be.
+        """
+        if len(self._jobs) >= self.queue_size:
+            return True
         busy = bool(self._jobs) or self._reservations > 0
+        if not busy:
+            return False
         waiting = self._queued_cost + self._reserved
         limit = self.max_wait_queue_s
-        if busy and limit is not None and self.expected_wait_s(waiting) >= limit:
+        if limit is not None and self.expected_wait_s(waiting + cost) >= limit:
             return True
-        return budget is not None and busy and waiting >= budget
+        budget = self.max_queued_tokens
+        return budget is not None and waiting + cost >= budget + (1 if cost else 0)
 
     def _rate(self) -> float:
         tokens = sum(t for t, _ in self._recent)
@@ -199,13 +215,16 @@ class MicroBatcher:
         rate = self._rate()
         return tokens / rate if rate > 0 else 0.0
 
-    def refuse_early(self) -> QueueFull:
-        """The error for a request refused before it was read (the budget is used up)."""
+    def refuse_early(self, cost: int = 0) -> QueueFull:
+        """The error for a request refused before it was read (:meth:`refuses` said so)."""
+        if len(self._jobs) >= self.queue_size:
+            return self._queue_full()
         self._refuse("work_budget")
         budget = self.max_queued_tokens or 0
+        adds = f" and this request adds about {cost}" if cost else ""
         return QueueFull(
             f"{self._queued_cost + self._reserved} tokens of work are queued for model "
-            f"{self.name!r} (max_queued_tokens {budget}); retry shortly",
+            f"{self.name!r}{adds} (max_queued_tokens {budget}); retry shortly",
             ("max_queued_tokens", budget),
         )
 
@@ -220,6 +239,10 @@ class MicroBatcher:
             QueueFull: admitting it would pass ``queue_size`` or ``max_queued_tokens``.
         """
         self._admit(cost)
+        return self.hold(cost)
+
+    def hold(self, cost: int) -> int:
+        """Reserve ``cost`` without the admission check (the caller made it); returns it."""
         self._reserved += cost
         self._reservations += 1
         return cost
@@ -239,18 +262,38 @@ class MicroBatcher:
             BatcherClosed: not started, or closing.
             DeadlineExceeded: ``timeout_s`` passed with part of it still queued.
         """
+        if not items:
+            if reserved is not None:
+                self.release(reserved)
+            return []
+        return await self._enqueue(list(items), [item_cost(item) for item in items], reserved)
+
+    async def call(self, fn: Callable[[], Any], cost: int, reserved: int | None = None) -> Any:
+        """``fn()`` in the inference thread, alone, in its turn among the queued work.
+
+        For work that is not a list of items to batch (sampling texts step by step, scoring a
+        text with a class, a beam search): admitted by ``cost`` (its tokens) against the same
+        budget, dropped unrun when its client leaves or its deadline passes, like a request's
+        items. An exception of ``fn`` goes to this caller only, and is not logged here.
+
+        Raises:
+            QueueFull, BatcherClosed, DeadlineExceeded: as :meth:`submit`.
+        """
+        (result,) = await self._enqueue([fn], [max(1, cost)], reserved, call=True)
+        return result
+
+    async def _enqueue(
+        self, items: Items, costs: list[int], reserved: int | None, call: bool = False
+    ) -> list[Any]:
         if reserved is not None:
             self.release(reserved)
-        if not items:
-            return []
         if self._task is None or self._closing or self._wakeup is None:
             raise BatcherClosed(f"model {self.name!r} is not accepting requests")
-        costs = [item_cost(item) for item in items]
         if reserved is None:
             self._admit(sum(costs))
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else float("inf")
-        job = _Job(list(items), costs, loop.create_future(), deadline)
+        job = _Job(items, costs, loop.create_future(), deadline, call=call)
         job.results = [None] * len(items)
         self._jobs.append(job)
         self._queued_cost += sum(costs)
@@ -277,12 +320,7 @@ class MicroBatcher:
 
     def _admit(self, cost: int) -> None:
         if len(self._jobs) >= self.queue_size:
-            self._refuse("queue_full")
-            raise QueueFull(
-                f"{len(self._jobs)} requests are waiting for model {self.name!r} "
-                f"(queue_size {self.queue_size}); retry shortly",
-                ("queue_size", self.queue_size),
-            )
+            raise self._queue_full()
         budget = self.max_queued_tokens
         waiting = self._queued_cost + self._reserved
         busy = bool(self._jobs) or self._reservations > 0
@@ -303,6 +341,14 @@ class MicroBatcher:
                 ("max_queued_tokens", budget),
             )
 
+    def _queue_full(self) -> QueueFull:
+        self._refuse("queue_full")
+        return QueueFull(
+            f"{len(self._jobs)} requests are waiting for model {self.name!r} "
+            f"(queue_size {self.queue_size}); retry shortly",
+            ("queue_size", self.queue_size),
+        )
+
     def _refuse(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.rejected.labels(self.name, reason).inc()
@@ -321,9 +367,12 @@ class MicroBatcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._wait_for_mates()
+            if not self._jobs[0].call:
+                await self._wait_for_mates()
             batch = self._take()
-            if batch:
+            if batch and batch[0].job.call:
+                await self._call(batch[0].job)
+            elif batch:
                 await self._tag(batch)
 
     def _expecting(self) -> bool:
@@ -381,6 +430,12 @@ class MicroBatcher:
         token_cap = self.max_batch_tokens
         while self._jobs and count < self.max_batch_size:
             job = self._jobs[0]
+            if job.call:  # a function runs alone: it ends the batch, or is the batch
+                if not parts:
+                    parts.append(_Part(job, 0, 1))
+                    self._unqueue(job, 1)
+                    self._jobs.popleft()
+                break
             end = job.taken
             while end < len(job.items) and count < self.max_batch_size:
                 cost = job.costs[end]
@@ -397,6 +452,23 @@ class MicroBatcher:
             self._jobs.popleft()
         self._report_depth()
         return parts
+
+    async def _call(self, job: _Job) -> None:
+        """Run a :meth:`call` job's function; its result or exception goes to its caller."""
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        try:
+            result = await loop.run_in_executor(self._executor, job.items[0])
+        except Exception as exc:  # the caller's to report (e.g. a 422), never the worker's
+            if not job.gone:
+                job.future.set_exception(exc)
+            return
+        seconds = time.perf_counter() - start
+        self._recent.append((job.costs[0], seconds))
+        if self._metrics is not None:
+            self._metrics.observe_batch(self.name, 1, 1, job.costs[0], seconds)
+        if not job.gone:
+            job.future.set_result([result])
 
     async def _tag(self, parts: list[_Part]) -> None:
         items = [item for p in parts for item in p.job.items[p.start : p.end]]

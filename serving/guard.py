@@ -26,6 +26,10 @@ from serving.metrics import CLIENT_GONE
 
 log = logging.getLogger("serving")
 
+HEAD_HOLD = "ner.head_hold"
+"""Scope key: the release of the work a request was provisionally admitted with from its head
+(``serving.protocol``), until the route admits it by its real estimate (or it ends)."""
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -164,10 +168,18 @@ class RequestGuard:
             self.guards.active.discard(guarded)
             if guarded.watcher is not None:
                 guarded.watcher.cancel()
+            release_head_hold(scope)
         if guarded.stopped == "gone":
             log.info(
                 "client went away before its answer: %s after %.2f s", _where(scope), _since(start)
             )
+
+
+def release_head_hold(scope: Scope) -> None:
+    """Give back the work held for the request since its head (once; a no-op after)."""
+    release = scope.pop(HEAD_HOLD, None)
+    if release is not None:
+        release()
 
 
 def _where(scope: Scope) -> str:

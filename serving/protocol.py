@@ -10,8 +10,9 @@ protocol (``ner serve`` runs uvicorn with ``http="serving.protocol:BoundedHttpTo
   ``timeout_keep_alive``).
 
 It also answers 503 straight from the head, without running the app, a POST the app would refuse
-unread because every model of its task has used up its work budget (``app.state.shed``): under a
-storm of heavy requests, each refusal then costs the event loop a few microseconds.
+unread because no model of its task has room in its work budget for the work the
+``Content-Length`` suggests (``app.state.shed``): under a storm of heavy requests, each refusal
+then costs the event loop a few microseconds instead of reading, parsing and validating a body.
 
 Stalled bodies are the request guard's (``serving.guard``). The limits come from the app's
 settings (``app.state.settings``), found through the middleware uvicorn wraps the app in.
@@ -26,6 +27,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from serving.guard import HEAD_HOLD
 from serving.settings import Settings
 
 log = logging.getLogger("serving")
@@ -62,6 +64,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # between requests or reading a head
         self._head_timer: asyncio.TimerHandle | None = None
         self._shedding = False  # answered 503 from the head: skip this request's body
+        self._body_here = 0  # bytes after the head in the read that completed it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -88,6 +91,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 )
                 return
             if end >= 0:
+                self._body_here = len(self._head) - size  # body bytes read with the head
                 self._head.clear()  # the whole head is here: the parser takes it from now
         super().data_received(data)
 
@@ -123,19 +127,28 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Answer 503 at once, without the app, a POST the app would refuse unread.
 
         Only between responses (never ahead of an answer still being made) and only when the
-        app says so (``app.state.shed``: every model of the route's task has used up its work
-        budget); the app counts it in /metrics.
+        app says so (``app.state.shed``: no model of the route's task has room for the work
+        the body's size suggests); the app counts it in /metrics. A request that has room and
+        whose whole body came with its head holds that work until its route admits it
+        (``serving.guard.HEAD_HOLD`` in its scope); one whose body is still coming holds
+        nothing, so that clients who stall their bodies cannot tie up the budget.
         """
         shed = getattr(self._state, "shed", None)
         idle = self.cycle is None or self.cycle.response_complete
         if shed is None or not idle or self.parser.get_method() != b"POST":
             return False
         path = self.url.split(b"?", 1)[0].decode("latin-1")
-        response = shed(path)
-        if response is None:
+        length = next((v for k, v in self.headers if k == b"content-length"), b"")
+        size = int(length) if length.isdigit() else 0
+        body_here, self._body_here = self._body_here, 0
+        verdict = shed(path, size, 0 < size <= body_here)
+        if verdict is None:
+            return False
+        if callable(verdict):  # admitted for now: the work it holds goes with the request
+            self.scope[HEAD_HOLD] = verdict  # type: ignore[literal-required]
             return False
         self._shedding = True
-        self.transport.write(response)
+        self.transport.write(verdict)
         return True
 
     # helpers

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from serving.batcher import BatcherClosed, DeadlineExceeded, QueueFull
 from serving.deps import ready_registry
 from serving.errors import ApiError, SafeJSONResponse, safe_json
+from serving.guard import HEAD_HOLD, release_head_hold
 from serving.registry import ModelRegistry, ServedModel
 from serving.schemas import ErrorBody, RequestSchema
 from serving.settings import Settings
@@ -55,6 +56,16 @@ class Endpoint:
     build_schema: SchemaBuilder
     also: tuple[str, ...] = ()
     """Further tasks whose models the path serves too (/v1/generate: ``conditional_lm``)."""
+    bytes_per_token: int = 8
+    """How an overloaded server guesses a request's work from its ``Content-Length`` before
+    reading the body (one token per this many bytes; English words average about 6 characters
+    with their space); 0: the body says nothing about the work (/v1/generate)."""
+
+    def head_cost(self, content_length: int) -> int:
+        """The work guessed from the body's size (0 when unknown or not telling)."""
+        if self.bytes_per_token <= 0 or content_length <= 0:
+            return 0
+        return content_length // self.bytes_per_token
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -132,8 +143,10 @@ class Accepted:
         """Reserve ``estimate`` tokens of work before preparing the request; 503 if over budget.
 
         Routes call it before the costly part (splitting texts into sentences), so that an
-        overloaded server refuses at once instead of after preparing the request.
+        overloaded server refuses at once instead of after preparing the request. The work
+        held for the request since its head (guessed from its size) is given back first.
         """
+        release_head_hold(self.request.scope)
         try:
             self.reserved.append(self.model.batcher.reserve(max(1, estimate)))
         except QueueFull as e:
@@ -188,7 +201,9 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
     models: ModelRegistry = await ready_registry(request)  # 503 unless ready
     settings: Settings = request.app.state.settings
     schema: RequestSchema = request.app.state.schemas[endpoint.path]
-    refuse_early(models, endpoint, settings)
+    if HEAD_HOLD not in request.scope:  # else checked, and its work held, at its head
+        declared = request.headers.get("content-length", "")
+        refuse_early(models, endpoint, settings, int(declared) if declared.isdigit() else 0)
     with request.app.state.arrivals.arriving():
         body = await read_body(request, settings.body_limit())
         data = parse_json(body)
@@ -208,35 +223,58 @@ async def accept(request: Request, endpoint: Endpoint) -> AsyncIterator[Accepted
             raise
 
 
-def refuse_early(models: ModelRegistry, endpoint: Endpoint, settings: Settings) -> None:
-    """503 before reading the body when every model of the task has used up its work budget.
+def refuse_early(
+    models: ModelRegistry, endpoint: Endpoint, settings: Settings, content_length: int = 0
+) -> None:
+    """503 before reading the body when no model of the task has room for the request's work,
+    guessed from its ``Content-Length`` (:meth:`Endpoint.head_cost`).
 
     Under a storm of heavy requests, refusing costs the server next to nothing this way,
-    instead of reading, parsing and validating each body only to refuse it.
+    instead of reading, parsing and validating each body only to refuse it (which, at
+    thousands of 10 KB bodies a second, kept the event loop and /healthz waiting).
     """
     batchers = [models.models[n].batcher for n in endpoint.names(models)]
-    if batchers and all(b.saturated for b in batchers):
-        raise _overloaded(settings, batchers[0].refuse_early())
+    cost = endpoint.head_cost(content_length)
+    if batchers and all(b.refuses(cost) for b in batchers):
+        raise _overloaded(settings, batchers[0].refuse_early(cost))
 
 
-def shedder(app: Any, endpoints: Sequence[Endpoint]) -> Callable[[str], bytes | None]:
-    """``shed(path)``: the raw 503 response for a POST to ``path`` that :func:`refuse_early`
-    would refuse, or None. ``serving.protocol`` calls it as soon as a request's head is read,
-    so that under a storm a refusal costs the event loop next to nothing."""
+def shedder(
+    app: Any, endpoints: Sequence[Endpoint]
+) -> Callable[[str, int, bool], bytes | Callable[[], None] | None]:
+    """``shed(path, content_length, body_here)``, which ``serving.protocol`` calls as soon as
+    the head of a POST is read. It returns
+
+    - the raw 503 response when :func:`refuse_early` would refuse the request;
+    - else, for a task path and a body that came whole with the head (``body_here``), the
+      release of the work it holds for the request (its :meth:`Endpoint.head_cost`) until the
+      route admits it by its real estimate: the requests whose heads pass together (a herd
+      that finds room after a batch) count against the budget at once, instead of each being
+      parsed and validated only to be refused;
+    - else None.
+
+    Under a storm, a refusal thus costs the event loop a few microseconds.
+    """
     by_path = {e.path: e for e in endpoints}
 
-    def shed(path: str) -> bytes | None:
+    def shed(path: str, content_length: int, body_here: bool) -> bytes | Callable[[], None] | None:
         endpoint = by_path.get(path)
         models: ModelRegistry | None = app.state.registry
         if endpoint is None or models is None or not models.ready:
             return None
         try:
-            refuse_early(models, endpoint, app.state.settings)
+            refuse_early(models, endpoint, app.state.settings, content_length)
         except ApiError as e:
             app.state.metrics.requests.labels("POST", path, "503").inc()
             app.state.metrics.latency.labels("POST", path, "503").observe(0.0)
             return _raw_response(e)
-        return None
+        cost = endpoint.head_cost(content_length)
+        names = endpoint.names(models)
+        if not body_here or not cost or len(names) != 1:  # several: the body names the model
+            return None
+        batcher = models.models[names[0]].batcher
+        held = batcher.hold(cost)
+        return lambda: batcher.release(held)
 
     return shed
 
@@ -293,11 +331,28 @@ def select_model(models: ModelRegistry, name: str | None, endpoint: Endpoint) ->
 
 async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
     """The model's results for ``items`` (micro-batched); 503 + Retry-After when it cannot."""
-    settings = req.settings
-    retry = {"Retry-After": str(settings.retry_after_s)}
     reserved = req.reserved.pop() if req.reserved else None
-    try:
+    with _refusals(req.settings):
         return await req.model.batcher.submit(list(items), reserved=reserved)
+
+
+async def run_call(req: Accepted, fn: Callable[[], T]) -> T:
+    """``fn()`` in the inference thread, queued with the model's other work
+    (``MicroBatcher.call``), as the work :meth:`Accepted.admit` reserved for it (call that
+    first); dropped unrun when the client leaves or the deadline passes; 503 + Retry-After
+    when it cannot run. ``fn``'s own exceptions reach the caller."""
+    reserved = req.reserved.pop() if req.reserved else None
+    with _refusals(req.settings):
+        result: T = await req.model.batcher.call(fn, reserved or 1, reserved=reserved)
+    return result
+
+
+@contextmanager
+def _refusals(settings: Settings) -> Iterator[None]:
+    """The batcher's refusals as 503 + Retry-After."""
+    retry = {"Retry-After": str(settings.retry_after_s)}
+    try:
+        yield
     except QueueFull as e:
         raise _overloaded(settings, e) from None
     except DeadlineExceeded as e:

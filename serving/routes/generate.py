@@ -5,7 +5,11 @@
 one batch (temperature, top-k, top-p, a prefix, a seed; <EOS> or ``max_length`` ends a sample).
 A conditional model (one-to-many) takes the ``class`` to generate from; a plain language model
 refuses one. Both loops run in NumPy around the model's one-step ONNX graph
-(``ner.generate``), in the server's inference thread.
+(``ner.generate``), in the server's inference thread, queued with the model's other work under
+its work budget (``MicroBatcher.call``): a request is counted as the tokens it scores (the
+text's, and <EOS>) or may generate (``n`` x ``max_length``, and the prefix), refused with 503 +
+Retry-After when the budget is used up, and dropped unrun when its client leaves or its
+deadline (``request_timeout_s``) passes.
 
 Errors: what the schema states (caps on ``n``, ``max_length``, ``text``; ``temperature`` > 0;
 ``top_k`` >= 1; ``top_p`` in (0, 1]) is a 422 from the schema check; what depends on the model
@@ -26,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from ner.generate import MAX_LENGTH, MAX_SAMPLES, GenerationError
 from serving.batcher import PredictFn
 from serving.errors import ApiError, SafeJSONResponse
-from serving.requests import RESPONSES, Accepted, Endpoint, accept
+from serving.requests import RESPONSES, Accepted, Endpoint, accept, estimate_tokens, run_call
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
 from serving.settings import Settings
 
@@ -138,7 +142,14 @@ def build_generate_schema(settings: Settings, names: tuple[str, ...]) -> Request
 
 ENDPOINTS = (
     Endpoint("/v1/score", TASKS[0], "ScoreRequest", build_score_schema, also=TASKS[1:]),
-    Endpoint("/v1/generate", TASKS[0], "GenerateRequest", build_generate_schema, also=TASKS[1:]),
+    Endpoint(
+        "/v1/generate",
+        TASKS[0],
+        "GenerateRequest",
+        build_generate_schema,
+        also=TASKS[1:],
+        bytes_per_token=0,  # the work is n x max_length, whatever the body's size
+    ),
 )
 router = APIRouter(tags=["language models"])
 
@@ -173,10 +184,16 @@ def batch_fn(predictor: Any) -> PredictFn:
     return score
 
 
-async def _run(req: Accepted, fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` in the inference thread; a ``GenerationError`` becomes a 422."""
+def _text_cost(predictor: Any, text: str) -> int:
+    """Tokens a text is read as: its characters, or for a word model about its words."""
+    return len(text) if predictor.level == "char" else estimate_tokens([text])
+
+
+async def _run(req: Accepted, fn: Any) -> Any:
+    """``fn()`` in its turn in the inference thread (admitted by ``req.admit`` before); a
+    ``GenerationError`` becomes a 422."""
     try:
-        return await req.model.run(fn, *args)
+        return await run_call(req, fn)
     except GenerationError as e:
         kind = "invalid_class" if e.field == "class" else "invalid_request"
         raise ApiError(422, kind, str(e), field=e.field) from None
@@ -197,8 +214,9 @@ async def score(request: Request) -> SafeJSONResponse:
     """
     async with accept(request, ENDPOINTS[0]) as req:
         parsed = req.parsed
-    predictor = req.model.predictor
-    result = (await _run(req, predictor.score, [parsed.text], parsed.class_))[0]
+        predictor = req.model.predictor
+        req.admit(_text_cost(predictor, parsed.text) + 1)  # <EOS>
+    result = (await _run(req, lambda: predictor.score([parsed.text], parsed.class_)))[0]
     return SafeJSONResponse({"model": req.model_ref, **result.to_dict()})
 
 
@@ -217,6 +235,9 @@ async def generate(request: Request) -> SafeJSONResponse:
     """
     async with accept(request, ENDPOINTS[1]) as req:
         p = req.parsed
+        predictor = req.model.predictor
+        length = predictor.default_length if p.max_length is None else p.max_length
+        req.admit(p.n * length + _text_cost(predictor, p.prefix))
     seed = p.seed if p.seed is not None else secrets.randbelow(MAX_SEED)
     kwargs = {
         "temperature": p.temperature,
@@ -228,6 +249,5 @@ async def generate(request: Request) -> SafeJSONResponse:
         "allow_unk": p.allow_unk,
         "class_": p.class_,
     }
-    predictor = req.model.predictor
     samples = await _run(req, lambda: predictor.generate(p.n, **kwargs))
     return SafeJSONResponse({"model": req.model_ref, "seed": seed, "samples": samples})

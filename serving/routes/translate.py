@@ -8,8 +8,9 @@
 characters or words the model read), the labels of a heat map.
 
 Greedy requests (``beam_size`` 1, the default) go through the model's micro-batcher with other
-greedy requests; beam search runs one text at a time in the same inference thread
-(``ServedModel.run``). The text passes the shared checks (``serving.requests``) and then the
+greedy requests; beam search runs one text at a time in the same inference thread, queued with
+them under the same work budget (``MicroBatcher.call``: a text counts as one unit of work, a beam
+search as ``beam_size``). The text passes the shared checks (``serving.requests``) and then the
 model's own: its character cap, and for character models the characters it knows; each failure is
 a 422 that says what is wrong. The output length is capped by the model, so a model that never
 writes ``</s>`` still answers (``finished: false``).
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ner.translate import MAX_BEAM, TranslationInputError
 from serving.batcher import PredictFn
 from serving.errors import ApiError, SafeJSONResponse
-from serving.requests import RESPONSES, Endpoint, accept, infer
+from serving.requests import RESPONSES, Endpoint, accept, infer, run_call
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
 from serving.settings import Settings
 
@@ -73,7 +74,10 @@ def build_translate_schema(settings: Settings, names: tuple[str, ...]) -> Reques
     )
 
 
-ENDPOINTS = (Endpoint("/v1/translate", TASK, "TranslateRequest", build_translate_schema),)
+# work is counted in texts here, so the body's size says nothing about it (bytes_per_token 0)
+ENDPOINTS = (
+    Endpoint("/v1/translate", TASK, "TranslateRequest", build_translate_schema, bytes_per_token=0),
+)
 router = APIRouter(tags=["translation"])
 
 
@@ -149,6 +153,7 @@ async def translate(request: Request) -> SafeJSONResponse:
             if e.field == "text" and not e.limit:
                 kind = "invalid_text"
             raise ApiError(422, kind, str(e), field=e.field, limit=e.limit) from None
+        req.admit(p.beam_size)  # the greedy batcher counts one unit of work per text
     if p.beam_size == 1 and p.n_best == 1:
         (result,) = await infer(req, [p.text])
     else:
@@ -159,5 +164,5 @@ async def translate(request: Request) -> SafeJSONResponse:
             n_best=p.n_best,
             length_penalty=p.length_penalty,
         )
-        (result,) = await req.model.run(search)
+        (result,) = await run_call(req, search)
     return SafeJSONResponse(_response(result, req.model_ref))
