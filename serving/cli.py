@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="inference threads (default 1)",
     )
+    add(
+        "--worker-nice",
+        type=int,
+        metavar="N",
+        help="OS priority of the inference threads below the event loop's (default 10; 0: same)",
+    )
     add("--max-batch-size", type=int, metavar="N", help="sentences per micro-batch (default 64)")
     add(
         "--max-wait-ms",

@@ -82,22 +82,21 @@ def batch_fns() -> dict[str, Any]:
     return found
 
 
-WORKER_NICE = 10
-"""How much lower the OS priority of the inference, preparation and answer threads is than
-the event loop's (Linux ``nice``)."""
-
-
-def _lower_priority() -> None:
-    """Run the calling thread at ``WORKER_NICE``: when the cores are busy (with this process's
-    own inference or anything else), the kernel runs the event loop first, so that /healthz
-    and refusals are answered at once; the workers use whatever CPU is left."""
+def _lower_priority(nice: int) -> None:
+    """Run the calling thread ``nice`` lower in OS priority: when the cores are busy (with this
+    process's own inference or anything else), the kernel runs the event loop first, so that
+    /healthz and refusals are answered at once; the workers use whatever CPU is left."""
+    if nice <= 0:
+        return
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
-def _worker_pool(name: str) -> ThreadPoolExecutor:
-    """One thread for one kind of work off the event loop, at a lower OS priority."""
-    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=_lower_priority)
+def _worker_pool(name: str, nice: int) -> ThreadPoolExecutor:
+    """One thread for one kind of work off the event loop, ``nice`` lower in OS priority."""
+    return ThreadPoolExecutor(
+        1, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
+    )
 
 
 def _batcher(app: FastAPI, name: str, predict: PredictFn) -> MicroBatcher:
@@ -209,12 +208,13 @@ def create_app(
         # thread takes the GIL after this interval (default 5 ms), so a shorter one keeps
         # /healthz and small requests answered while large ones are prepared.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        app.state.executor = _worker_pool("ner-infer")
+        nice = settings.worker_nice
+        app.state.executor = _worker_pool("ner-infer", nice)
         # Python-heavy work of large requests, off the event loop: one thread prepares them
         # (splits texts into sentences), another builds answers, so that an answer never
         # waits behind the preparation of requests that came later
-        app.state.prep_executor = _worker_pool("ner-prep")
-        app.state.answer_executor = _worker_pool("ner-answer")
+        app.state.prep_executor = _worker_pool("ner-prep", nice)
+        app.state.answer_executor = _worker_pool("ner-answer", nice)
         try:
             try:
                 await _start(app, predictors)

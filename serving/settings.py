@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         "inference share the GIL). With more than 1, /metrics adds up all of them.",
     )
     intra_op_threads: int = Field(default=1, ge=0, description="Inference threads; 0 = runtime.")
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much lower the OS priority (Linux nice) of the inference, preparation "
+        "and answer threads is than the event loop's, so that /healthz and refusals are "
+        "answered at once when the cores are busy. 0: the same priority (e.g. on a host "
+        "shared with batch jobs that run at a higher nice value than the server's workers).",
+    )
 
     max_batch_size: int = Field(
         default=64, ge=1, le=4096, description="Most sentences tagged in one predictor call."
