@@ -6,6 +6,7 @@ module, so the model sees exactly the same inputs everywhere.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ class Featurizer:
         """Look the distinct words of ``sentences`` up now, in a few large steps, so that
         ``encode`` of their batches only gathers (each lookup step has a fixed cost in NumPy
         calls). At most ``cache_size`` words; the cache's bounds hold as in ``encode``."""
-        words = list(dict.fromkeys(w for s in sentences for w in s))[: self.cache_size]
+        words = list(dict.fromkeys(itertools.chain.from_iterable(sentences)))[: self.cache_size]
         for k in range(0, len(words), _PREFETCH_CHUNK):
             with self._cache.lock:
                 self._rows(words[k : k + _PREFETCH_CHUNK])
@@ -165,7 +166,7 @@ class Featurizer:
         b = len(sentences)
         lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=b)
         t = max(int(lengths.max(initial=0)), 1)
-        tokens = [w for s in sentences for w in s]
+        tokens = list(itertools.chain.from_iterable(sentences))
         mask = np.arange(t) < lengths[:, None]  # (B, T), row-major order = order of ``tokens``
         with self._cache.lock:
             rows = self._rows(tokens)
