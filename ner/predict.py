@@ -275,21 +275,23 @@ class Predictor(TaskPredictor):
                 scale_emissions(em, self.temperature), lengths, self._scored_transitions
             )
             spans = reader.spans(dec.tag_ids, lengths)
-            labels = np.asarray(reader.names("iob2"), dtype=object)
-            iob2 = labels[reader.label_ids(spans, lengths, "iob2")].tolist()
+            iob2 = reader.labels(spans, lengths, "iob2")
             scores = dec.tag_scores().tolist()  # Python floats, converted in one call
-            starts = (np.cumsum(lengths) - lengths).tolist()
-            firsts = np.searchsorted(spans.sentence, np.arange(len(lengths) + 1)).tolist()
+            starts = np.cumsum(lengths) - lengths  # each sentence's first row
+            offset = starts[spans.sentence]  # entity token indices count within the sentence
             entities = list(
                 zip(
                     [reader.types[t] for t in spans.type_ids.tolist()],
-                    (spans.start - np.repeat(starts, np.diff(firsts))).tolist(),
-                    (spans.end - np.repeat(starts, np.diff(firsts))).tolist(),
+                    (spans.start - offset).tolist(),
+                    (spans.end - offset).tolist(),
                     dec.span_scores(spans.start, spans.end).tolist(),
                     strict=True,
                 )
             )
-            for s, (i, a, n) in enumerate(zip(index, starts, lengths.tolist(), strict=True)):
+            # each sentence's entities: [firsts[s], firsts[s + 1]) (spans come in row order)
+            firsts = np.searchsorted(spans.sentence, np.arange(len(lengths) + 1)).tolist()
+            rows = zip(index, starts.tolist(), lengths.tolist(), strict=True)
+            for s, (i, a, n) in enumerate(rows):
                 out[i] = SentenceTags(
                     iob2[a : a + n], scores[a : a + n], entities[firsts[s] : firsts[s + 1]]
                 )
@@ -313,7 +315,8 @@ class Predictor(TaskPredictor):
         dst: Scheme = scheme  # type: ignore[assignment]
         out: list[list[str]] = [[] for _ in sentences]
         for index, lengths, em in self._emissions(sentences, batch_size):
-            labels = self._spans.labels(viterbi_flat(em, lengths, self.transitions), lengths, dst)
+            spans = self._spans.spans(viterbi_flat(em, lengths, self.transitions), lengths)
+            labels = self._spans.labels(spans, lengths, dst)
             a = 0
             for i, n in zip(index, lengths.tolist(), strict=True):
                 out[i] = labels[a : a + n]

@@ -129,8 +129,8 @@ class SpanReader:
         out[rows] = 1 + 4 * np.repeat(spans.type_ids, sizes) + prefix
         return out
 
-    def labels(self, tag_ids: np.ndarray, lengths: np.ndarray, scheme: Scheme) -> list[str]:
-        """The labels in ``scheme`` of every token, as ``convert(tags, model scheme, scheme)``
-        gives them sentence by sentence."""
-        ids = self.label_ids(self.spans(tag_ids, lengths), lengths, scheme)
+    def labels(self, spans: Spans, lengths: np.ndarray, scheme: Scheme) -> list[str]:
+        """The label in ``scheme`` of every token, as ``convert(tags, model scheme, scheme)``
+        gives them sentence by sentence (``spans`` from :meth:`spans`)."""
+        ids = self.label_ids(spans, lengths, scheme)
         return np.asarray(self.names(scheme), dtype=object)[ids].tolist()

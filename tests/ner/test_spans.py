@@ -34,7 +34,7 @@ def test_every_short_sequence_reads_and_converts_like_schemes(src: str) -> None:
     ids = np.array([i for s in seqs for i in s], dtype=np.int64)
     spans = reader.spans(ids, lengths)
     converted = {
-        dst: reader.labels(ids, lengths, dst) for dst in ("iob1", "iob2", "bioes", "binary")
+        dst: reader.labels(spans, lengths, dst) for dst in ("iob1", "iob2", "bioes", "binary")
     }
     a = 0
     for b, seq in enumerate(seqs):
@@ -65,4 +65,5 @@ def test_empty_input() -> None:
     reader = SpanReader(MODEL_LABELS["iob2"], "iob2")
     spans = reader.spans(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     assert spans.start.size == 0
-    assert reader.labels(np.zeros(0, dtype=np.int64), np.array([0, 0]), "bioes") == []
+    lengths = np.array([0, 0])
+    assert reader.labels(reader.spans(np.zeros(0, dtype=np.int64), lengths), lengths, "bioes") == []
