@@ -209,6 +209,20 @@ def test_refused_from_the_head_on_a_kept_alive_connection(server: Any) -> None:
     assert metric(text, 'ner_http_requests_total{method="POST",route="/v1/tag",status="503"}') > 0
 
 
+def test_a_stalled_body_holds_no_work(server: Any) -> None:
+    """A head whose Content-Length suggests more work than the whole budget (80 KB: ~10,000
+    tokens > 8,192) but whose body never comes must not tie up the budget: only requests
+    whose whole body came with their head hold work from the head (serving.protocol)."""
+    head = post_bytes(server.port, b"x" * 80_000)[:-80_000]
+    with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+        stalled.sendall(head + b'{"text": "')
+        time.sleep(0.2)
+        r = httpx.post(f"{base(server)}/v1/tag", json={"text": SEED}, timeout=5)
+        assert r.status_code == 200, r.text
+        assert read_all(stalled, 5)[0].startswith(b"HTTP/1.1 408")  # body_timeout_s 1
+    no_server_errors(server)
+
+
 # --- /v1/score and /v1/generate under the same work budget ---------------------------------
 
 LM = "tiny-char-lm"
