@@ -303,6 +303,7 @@ class Packing:
 
     @classmethod
     def of(cls, lengths: np.ndarray) -> Packing:
+        """The layout of sentences of ``lengths (B,)`` (0 allowed)."""
         lens = np.asarray(lengths, dtype=np.int64)
         order = np.argsort(-lens, kind="stable")
         rank = np.empty_like(order)
