@@ -1,8 +1,9 @@
 """Fault injection against real ``ner serve`` processes over real sockets (issue 16).
 
 Each test is one defect of the fault-injection pass: clients that leave, overload, a huge
-request beside /healthz, oversized and stalled request heads and bodies, and SIGTERM with
-requests in flight (one and two workers). Bounded in time: about a minute in all on two cores.
+request beside /healthz, oversized and stalled request heads and bodies, /v1/score and
+/v1/generate outside the work budget, and SIGTERM with requests in flight (one and two workers).
+Bounded in time: about 30-60 s in all on two cores.
 """
 
 from __future__ import annotations
