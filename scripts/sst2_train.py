@@ -376,12 +376,23 @@ def export(
             " as research-use; cite Socher et al., EMNLP 2013",
             "label_map": LABELS,
         },
-        "metrics": {
-            "dev_accuracy": result["dev_acc"],
-            "dev_macro_f1": result["dev_report"]["macro_f1"],
-            "dev_per_class": result["dev_report"]["per_class"],
-            "dev_best_epoch_accuracy": result["best_dev_acc"],
-            "dev_averaged_accuracy": result["average_dev_acc"],
+        "metrics": {  # the layout of `ner export`'s cards
+            "dev": {
+                "acc": result["dev_acc"],
+                "macro_f1": result["dev_report"]["macro_f1"],
+                "per_class": result["dev_report"]["per_class"],
+                "ece": result["dev_ece_before"],
+                "ece_calibrated": result["dev_ece_after"],
+                "temperature": result["temperature"],
+            },
+            **(
+                {"dev_members": [m["dev_acc"] for m in result["members"]]}
+                if "members" in result
+                else {
+                    "dev_best_epoch_acc": result["best_dev_acc"],
+                    "dev_averaged_acc": result["average_dev_acc"],
+                }
+            ),
         },
         "calibration": {
             "method": "temperature scaling (Guo et al. 2017), one T minimising dev NLL",
