@@ -424,3 +424,109 @@ class ClassifyModule(TaskModule):
             version=version,
             card=card,
         )
+
+    @classmethod
+    def export_ensemble(
+        cls,
+        models: Sequence[torch.nn.Module],
+        out_dir: str | os.PathLike[str],
+        *,
+        entries: Sequence[dict[str, Any]],
+        datas: Sequence[dict[str, Any]],
+        name: str,
+        version: str,
+        cards: Sequence[dict[str, Any]],
+        calibrate: Path,
+    ) -> Path:
+        """Several checkpoints of one vocabulary -> one ensemble bundle (mean log-probability),
+        its temperature fitted on the labelled file ``calibrate`` (the dev file).
+
+        Raises:
+            ValueError: the members differ in vocabulary, labels or config, or the file is bad
+                (the message names the file and line).
+        """
+        from ner.classify import export_classifier, log_softmax
+
+        featurizers = [featurizer_from_state(d) for d in datas]
+        first = featurizers[0]
+        for f in featurizers[1:]:
+            if (
+                f.settings() != first.settings()
+                or f.words.itos != first.words.itos
+                or (
+                    (f.chars.itos if f.chars else None)
+                    != (first.chars.itos if first.chars else None)
+                )
+            ):
+                raise ValueError("the checkpoints were trained on different vocabularies")
+        labels = list(entries[0]["labels"])
+        if any(list(e["labels"]) != labels for e in entries):
+            raise ValueError("the checkpoints have different labels")
+        names = dict(datas[0].get("label_names") or {})
+        data = read_labelled(calibrate)
+        gold = np.empty(len(data), dtype=np.int64)
+        for i, s in enumerate(data):
+            label = names.get(s.label, s.label)
+            if label not in labels:
+                raise ValueError(
+                    f"{calibrate}:{i + 1}: unknown label {s.label!r} (labels {labels})"
+                )
+            gold[i] = labels.index(label)
+        member_logits = [_logits(model, first, [list(s.tokens) for s in data]) for model in models]
+        logits = np.mean([log_softmax(m) for m in member_logits], axis=0)
+        temperature = fit_temperature(logits, gold)
+        report = scores([labels[i] for i in gold], [labels[i] for i in logits.argmax(-1)], labels)
+        ece = expected_calibration_error(softmax(logits), gold)
+        ece_calibrated = expected_calibration_error(softmax(logits, temperature), gold)
+        card = {
+            "training_data": cards[0]["training_data"],
+            "metrics": {
+                "dev": {
+                    "acc": report["accuracy"],
+                    "macro_f1": report["macro_f1"],
+                    "ece": ece,
+                    "ece_calibrated": ece_calibrated,
+                    "temperature": temperature,
+                    "file": calibrate.name,
+                },
+                "dev_members": [float((m.argmax(-1) == gold).mean()) for m in member_logits],
+            },
+            "calibration": {
+                "method": "temperature scaling (Guo et al. 2017): one T minimising the NLL of "
+                "the ensemble's mean log-probabilities on the calibration file",
+                "temperature": temperature,
+                "file": calibrate.name,
+                "ece_before": ece,
+                "ece_after": ece_calibrated,
+            },
+            "ensemble": [
+                {"checkpoint": c["training"].get("checkpoint"), "training": c["training"]}
+                for c in cards
+            ],
+        }
+        if names:
+            card["training_data"] = {**card["training_data"], "label_map": names}
+        return export_classifier(
+            list(models),
+            out_dir,
+            featurizer=first,
+            labels=labels,
+            temperature=temperature,
+            name=name,
+            version=version,
+            card=card,
+        )
+
+
+def _logits(
+    model: torch.nn.Module, featurizer: Featurizer, sentences: list[list[str]]
+) -> np.ndarray:
+    """A classifier's logits (N, K) for tokenised sentences, in batches of 256 (eval mode)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(sentences), 256):
+            f = featurizer.encode(sentences[i : i + 256])
+            ids = (f.word_ids, f.glove_ids, f.char_ids, f.casing_ids, f.lengths)
+            out.append(model(*(torch.from_numpy(a) for a in ids)).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

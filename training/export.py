@@ -3,6 +3,12 @@
     ner export --ckpt runs/conll2003/checkpoints --out models/conll2003-en \\
         --name conll2003-en --version 1.0.0
 
+Several ``--ckpt`` (a classifier's seeds, say) make one ensemble bundle: the members' mean
+log-probability, with one temperature fitted on ``--calibrate DEV``::
+
+    ner export --ckpt runs/sst2-s1 runs/sst2-s2 runs/sst2-s3 --calibrate $DATA/sst2/dev.tsv \
+        --out models/sst2-ens
+
 ``--ckpt`` is a ``.ckpt`` file, or a folder: a checkpoints folder (``runs/<name>/checkpoints``) or
 a run folder (``runs/<name>``, whose ``checkpoints/`` is used), or the word ``best`` with
 ``--run runs/<name>``. For a folder the checkpoint with the highest dev F1 is exported (see
@@ -313,16 +319,67 @@ def export_checkpoint(
     )
 
 
+def export_ensemble(
+    ckpt_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    calibrate: Path | None,
+    name: str = "model",
+    version: str = "0.1.0",
+) -> Path:
+    """Rebuild the models of several checkpoints of one task and vocabulary and write them as one
+    ensemble bundle (tasks whose module has ``export_ensemble``: the classifier)."""
+    ckpts = [load_checkpoint(p) for p in ckpt_paths]
+    tasks = {checkpoint_task(c)[0] for c in ckpts}
+    if len(tasks) > 1:
+        raise CheckpointError(
+            f"the checkpoints are of different tasks ({', '.join(sorted(tasks))})"
+        )
+    task, module_class, _ = checkpoint_task(ckpts[0])
+    if not hasattr(module_class, "export_ensemble"):
+        raise CheckpointError(f"task {task!r} has no ensemble bundles: give one --ckpt")
+    if calibrate is None:
+        raise CheckpointError(
+            "an ensemble needs --calibrate DEV (a labelled dev file) for its temperature"
+        )
+    models = []
+    for path, ckpt in zip(ckpt_paths, ckpts, strict=True):
+        try:
+            models.append(model_from_checkpoint(ckpt))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: cannot rebuild the model ({e})") from None
+    return module_class.export_ensemble(
+        models,
+        out_dir,
+        entries=[c[CHECKPOINT_KEY] for c in ckpts],
+        datas=[checkpoint_task(c)[2] for c in ckpts],
+        name=name,
+        version=version,
+        cards=[
+            model_card(c, name=name, version=version, source=Path(p).name)
+            for p, c in zip(ckpt_paths, ckpts, strict=True)
+        ],
+        calibrate=calibrate,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ner export", description="Export a `ner train` checkpoint as a model bundle."
     )
     p.add_argument(
         "--ckpt",
+        nargs="+",
         default=None,
         help="a .ckpt written by ner train; or a checkpoints folder (runs/NAME/checkpoints) or "
         "a run folder (runs/NAME): the checkpoint with the highest val F1 in it; or `best` "
-        "with --run",
+        "with --run. Several: one ensemble bundle (classifiers; needs --calibrate)",
+    )
+    p.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        help="labelled dev file that fits an ensemble's temperature (several --ckpt)",
     )
     p.add_argument(
         "--run",
@@ -346,19 +403,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ckpt is None and args.run is None:
         parser.error("give --ckpt (a .ckpt file, a checkpoints or run folder, or best with --run)")
+    name = args.name or args.out.name
     try:
-        ckpt, score, source = resolve_checkpoint(args.ckpt, args.run)
-        if score is None:
-            print(f"ner export: checkpoint {ckpt}", file=sys.stderr)
-        else:
-            print(
-                f"ner export: best checkpoint {ckpt} (score {score:.4f}, from the {source})",
-                file=sys.stderr,
+        paths = []
+        for given in args.ckpt or [None]:
+            ckpt, score, source = resolve_checkpoint(given, args.run)
+            if score is None:
+                print(f"ner export: checkpoint {ckpt}", file=sys.stderr)
+            else:
+                print(
+                    f"ner export: best checkpoint {ckpt} (score {score:.4f}, from the {source})",
+                    file=sys.stderr,
+                )
+            paths.append(ckpt)
+        if len(paths) > 1:
+            out = export_ensemble(
+                paths, args.out, calibrate=args.calibrate, name=name, version=args.version
             )
-        out = export_checkpoint(
-            ckpt, args.out, name=args.name or args.out.name, version=args.version
-        )
-    except (CheckpointError, BundleError, OSError) as e:
+        else:
+            if args.calibrate is not None:
+                raise CheckpointError("--calibrate goes with several --ckpt (an ensemble)")
+            out = export_checkpoint(paths[0], args.out, name=name, version=args.version)
+    except (CheckpointError, BundleError, OSError, ValueError) as e:
         print(f"ner export: error: {e}", file=sys.stderr)
         return 2
     print(out)

@@ -122,6 +122,51 @@ def test_export_and_classify_matches_the_checkpoint(tiny_sst_run, tmp_path: Path
     np.testing.assert_allclose(probs, softmax(onnx.logits(sentences), temperature), atol=1e-9)
 
 
+def test_several_checkpoints_export_one_calibrated_ensemble(
+    tiny_sst_run, tmp_path: Path, capsys
+) -> None:
+    from ner.classify import fit_temperature, log_softmax
+    from training.export import main as export_main
+
+    _, tmp = tiny_sst_run
+    folder = tmp / "runs" / "tiny-sst" / "checkpoints"
+    (best,) = folder.glob("epoch*.ckpt")
+    last = folder / "last.ckpt"  # another epoch's weights, same vocabulary
+    singles = []
+    for i, ckpt in enumerate((best, last)):
+        assert export_main(["--ckpt", str(ckpt), "--out", str(tmp_path / f"s{i}")]) == 0
+        singles.append(load(tmp_path / f"s{i}", "onnx"))
+    out = tmp_path / "ensemble"
+    args = ["--ckpt", str(best), str(last), "--out", str(out), "--calibrate", str(TINY_SST)]
+    assert export_main(args) == 0
+    ensemble = load(out, "onnx")
+    assert ensemble.describe()["ensemble"] == 2
+    data = read_labelled(TINY_SST)
+    sentences = [list(s.tokens) for s in data]
+    want = np.mean([log_softmax(m.logits(sentences)) for m in singles], axis=0)
+    np.testing.assert_allclose(ensemble.logits(sentences), want, atol=1e-5)
+    gold = np.array(
+        [ensemble.labels.index({"0": "negative", "1": "positive"}[s.label]) for s in data]
+    )
+    assert ensemble.temperature == pytest.approx(fit_temperature(want, gold), rel=1e-3)
+    card = ensemble.card
+    assert card["metrics"]["dev"]["acc"] == pytest.approx(float((want.argmax(-1) == gold).mean()))
+    assert len(card["metrics"]["dev_members"]) == 2 and len(card["ensemble"]) == 2
+    np.testing.assert_allclose(
+        ensemble.logits(sentences), load(out, "torch").logits(sentences), atol=1e-5
+    )
+    capsys.readouterr()
+    # An ensemble needs a calibration file, and the file's errors name their line.
+    assert export_main(["--ckpt", str(best), str(last), "--out", str(tmp_path / "x")]) == 2
+    assert "--calibrate" in capsys.readouterr().err
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a fine film\t1\na bad film\tneutral\n", encoding="utf-8")
+    args = ["--ckpt", str(best), str(last), "--out", str(tmp_path / "x"), "--calibrate", str(bad)]
+    assert export_main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "bad.tsv:2" in err[0] and not (tmp_path / "x").exists()
+
+
 def test_bad_label_names_the_file_and_line(tmp_path: Path, capsys) -> None:
     from training.cli import main
 
