@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.batcher import PredictFn
-from serving.requests import RESPONSES, Endpoint, accept, estimate_tokens, infer
+from serving.requests import RESPONSES, Endpoint, RequestRoute, accept, estimate_tokens, infer
 from serving.schemas import (
     BatchResponse,
     RequestLimits,
@@ -32,7 +32,7 @@ def _schema(settings: Settings, names: tuple[str, ...]) -> RequestSchema:
 
 
 ENDPOINTS = (Endpoint("/v1/tag", TASK, "TagRequest", _schema),)
-router = APIRouter(tags=["tagging"])
+router = APIRouter(tags=["tagging"], route_class=RequestRoute)
 
 
 def batch_fn(predictor: Any) -> PredictFn:
