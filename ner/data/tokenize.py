@@ -308,7 +308,7 @@ def _sentence_ends_before(text: str, tokens: Sequence[Token], i: int, first: int
     """Whether the sentence begun at token ``first`` ends between tokens ``i - 1`` and ``i``."""
     nxt = tokens[i]
     gap = text[tokens[i - 1].end : nxt.start]
-    if gap and _blank_line(gap):
+    if gap and gap != " " and _blank_line(gap):  # one space, the usual gap, holds no line
         return True
     # Step back over closing quotes/brackets glued to the terminator: `He said "Go." Then ...`
     j = i - 1
