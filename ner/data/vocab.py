@@ -221,7 +221,8 @@ def casing_id(token: str) -> int:
     """
     if not token:
         return _CASING_ID["other"]
-    num_digits = sum(c.isdigit() for c in token)
+    # Letters are never digits (no code point is both), so most words skip the count.
+    num_digits = 0 if token.isalpha() else sum(map(str.isdigit, token))
     if token.isdigit():
         name = "numeric"
     elif num_digits / len(token) > 0.5:
