@@ -27,7 +27,8 @@ gives ``served / offline`` (req/s over offline items/s; the issue's target at 64
 at least 1.0) and ``p99 / mean`` (p99 over the mean latency the level implies,
 ``connections / req/s``, Little's law; target at most 2.5). ``server CPU ms/req`` is the server
 processes' user + system time over the level per answered request: steadier than req/s when the
-client and other jobs share the cores.
+client and other jobs share the cores; in brackets, the part spent on the event loop (the
+processes' main threads; the rest is inference and helper threads).
 
 Servers for ``tag``:
 - ``ner``: ``ner serve`` with dynamic micro-batching (the defaults);
@@ -156,15 +157,25 @@ def peak_rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def _ticks(stat: str) -> int:
+    try:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the server and its worker processes so far."""
-    ticks = 0
-    for p in (pid, *_children(pid)):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    ticks = sum(_ticks(f"/proc/{p}/stat") for p in (pid, *_children(pid)))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """The part of :func:`cpu_seconds` spent on the processes' main threads: uvicorn's event
+    loop (HTTP, routing, parsing, tokenising, answers); the rest is the inference and helper
+    threads (and, with several workers, the supervisor's main thread, next to nothing)."""
+    ticks = sum(_ticks(f"/proc/{p}/task/{p}/stat") for p in (pid, *_children(pid)))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -530,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.duration:g} s per level, {os.cpu_count()} CPUs\n")
     print(
         "| task | server | micro-batching | connections | req/s | p50 ms | p95 ms | p99 ms "
-        "| errors | mean batch | peak RSS MiB | server CPU ms/req | offline items/s "
+        "| errors | mean batch | peak RSS MiB | server CPU ms/req (event loop) | offline items/s "
         "| served / offline | p99 / mean |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -563,8 +574,10 @@ def serve(
         asyncio.run(load(port, max(args.levels), args.warmup, bodies, task.path))
         for level in args.levels:
             before, cpu = asyncio.run(batch_stats(port)), cpu_seconds(proc.pid)
+            loop_cpu = loop_cpu_seconds(proc.pid)
             result = asyncio.run(load(port, level, args.duration, bodies, task.path))
             cpu = cpu_seconds(proc.pid) - cpu
+            loop_cpu = loop_cpu_seconds(proc.pid) - loop_cpu
             after = asyncio.run(batch_stats(port))
             batches = after[1] - before[1]
             mean_batch = (after[0] - before[0]) / batches if batches else float("nan")
@@ -582,7 +595,8 @@ def serve(
                 "mean_batch": mean_batch,
                 "peak_rss_mib": peak_rss_mib(proc.pid),
                 "mean_ms": statistics.fmean(result.latencies_ms) if result.completed else 0,
-                "server_cpu_ms_per_req": 1000 * cpu / result.completed if result.completed else 0,
+                "server_cpu_ms_per_req": 1000 * cpu / max(result.completed, 1),
+                "loop_cpu_ms_per_req": 1000 * loop_cpu / max(result.completed, 1),
                 "offline_ips": offline_ips,
                 "served_over_offline": result.throughput / offline_ips,
                 "p99_over_implied_mean": result.percentile(99) / implied_ms,
@@ -592,7 +606,7 @@ def serve(
                 f"| {task.name} | {server.name} | {server.batching} | {level} | {row['rps']:.0f} "
                 f"| {row['p50']:.1f} | {row['p95']:.1f} | {row['p99']:.1f} | {row['errors']} "
                 f"| {_cell(mean_batch, '.1f')} | {row['peak_rss_mib']:.0f} "
-                f"| {row['server_cpu_ms_per_req']:.2f} "
+                f"| {row['server_cpu_ms_per_req']:.2f} ({row['loop_cpu_ms_per_req']:.2f}) "
                 f"| {_cell(offline_ips, ',.0f')} | {_cell(row['served_over_offline'], '.2f')} "
                 f"| {_cell(row['p99_over_implied_mean'], '.2f')} |",
                 flush=True,
