@@ -21,7 +21,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -130,11 +130,27 @@ class RequestRoute(APIRoute):
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        params = list(inspect.signature(self.endpoint).parameters.values())
-        if len(params) != 1 or params[0].annotation not in (Request, "Request"):
+        if not _takes_request_returns_response(self.endpoint):
             return super().get_route_handler()  # anything else gets FastAPI's handling
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
+
+
+def _takes_request_returns_response(endpoint: Callable[..., Any]) -> bool:
+    """Whether ``endpoint`` is ``async def f(request: Request) -> <a Response class>``."""
+    try:
+        hints = get_type_hints(endpoint)
+    except (NameError, TypeError):
+        return False
+    params = list(inspect.signature(endpoint).parameters)
+    returns = hints.get("return")
+    return (
+        inspect.iscoroutinefunction(endpoint)
+        and len(params) == 1
+        and hints.get(params[0]) is Request
+        and isinstance(returns, type)
+        and issubclass(returns, Response)
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from serving.batcher import PredictFn
-from serving.requests import RESPONSES, Endpoint, accept, estimate_tokens, infer
+from serving.requests import RESPONSES, Endpoint, RequestRoute, accept, estimate_tokens, infer
 from serving.schemas import (
     ModelRef,
     RequestLimits,
@@ -74,7 +74,7 @@ def build_classify_schema(settings: Settings, names: tuple[str, ...]) -> Request
 
 
 ENDPOINTS = (Endpoint("/v1/classify", TASK, "ClassifyRequest", build_classify_schema),)
-router = APIRouter(tags=["classification"])
+router = APIRouter(tags=["classification"], route_class=RequestRoute)
 
 
 # Responses (built as plain dicts; these models document and test them)

@@ -30,7 +30,15 @@ from pydantic_core import PydanticCustomError
 from ner.generate import MAX_LENGTH, MAX_SAMPLES, GenerationError
 from serving.batcher import PredictFn
 from serving.errors import ApiError, SafeJSONResponse
-from serving.requests import RESPONSES, Accepted, Endpoint, accept, estimate_tokens, run_call
+from serving.requests import (
+    RESPONSES,
+    Accepted,
+    Endpoint,
+    RequestRoute,
+    accept,
+    estimate_tokens,
+    run_call,
+)
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
 from serving.settings import Settings
 
@@ -151,7 +159,7 @@ ENDPOINTS = (
         bytes_per_token=0,  # the work is n x max_length, whatever the body's size
     ),
 )
-router = APIRouter(tags=["language models"])
+router = APIRouter(tags=["language models"], route_class=RequestRoute)
 
 
 # Responses (built as plain dicts; these models document and test them)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ner.translate import MAX_BEAM, TranslationInputError
 from serving.batcher import PredictFn
 from serving.errors import ApiError, SafeJSONResponse
-from serving.requests import RESPONSES, Endpoint, accept, infer, run_call
+from serving.requests import RESPONSES, Endpoint, RequestRoute, accept, infer, run_call
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
 from serving.settings import Settings
 
@@ -78,7 +78,7 @@ def build_translate_schema(settings: Settings, names: tuple[str, ...]) -> Reques
 ENDPOINTS = (
     Endpoint("/v1/translate", TASK, "TranslateRequest", build_translate_schema, bytes_per_token=0),
 )
-router = APIRouter(tags=["translation"])
+router = APIRouter(tags=["translation"], route_class=RequestRoute)
 
 
 class Alternative(BaseModel):
