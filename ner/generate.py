@@ -263,7 +263,9 @@ class LanguageModelPredictor(TaskPredictor):
                 f"{field} has characters the model has never seen: {shown}", field
             )
 
-    def _initial_state(self, class_id: int | None, batch: int) -> np.ndarray:
+    def _initial_state(self, class_id: int | np.ndarray | None, batch: int) -> np.ndarray:
+        """state (L, B, S): zeros, or the conditional model's a<0> for each row's class
+        (``class_id``: one id for every row, or one per row)."""
         if class_id is None:
             rnn = self.config.rnn
             return np.zeros((rnn.num_layers, batch, rnn.state_size), dtype=np.float32)
@@ -271,7 +273,7 @@ class LanguageModelPredictor(TaskPredictor):
         return np.asarray(self.bundle.run(INIT, {"class_ids": ids})["state"], dtype=np.float32)
 
     def _step(
-        self, vectors: np.ndarray, state: np.ndarray, class_id: int | None
+        self, vectors: np.ndarray, state: np.ndarray, class_id: int | np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """vectors (B, 1, D), state (L, B, S) -> logits (B, V), state (L, B, S)."""
         feed = {"word_vectors": vectors.astype(np.float32, copy=False), "state": state}
@@ -297,16 +299,30 @@ class LanguageModelPredictor(TaskPredictor):
         """log P of tokenised sentences (see :meth:`score`)."""
         class_id = self.class_id(class_)
         for tokens in sentences:
-            if not tokens:
-                raise GenerationError("there is nothing to score: the text has no tokens", "text")
-            if len(tokens) > MAX_SCORE_TOKENS:
-                raise GenerationError(
-                    f"the text has {len(tokens)} tokens; at most {MAX_SCORE_TOKENS} are scored",
-                    "text",
-                )
-            self._check_tokens(tokens, "text")
+            self.check_scorable(tokens)
+        return self.score_checked(sentences, [class_id] * len(sentences))
+
+    def check_scorable(self, tokens: Sequence[str]) -> None:
+        """Raise ``GenerationError`` (field ``text``) for a tokenised text that cannot be
+        scored: no tokens, more than ``MAX_SCORE_TOKENS``, characters never seen."""
+        if not tokens:
+            raise GenerationError("there is nothing to score: the text has no tokens", "text")
+        if len(tokens) > MAX_SCORE_TOKENS:
+            raise GenerationError(
+                f"the text has {len(tokens)} tokens; at most {MAX_SCORE_TOKENS} are scored",
+                "text",
+            )
+        self._check_tokens(tokens, "text")
+
+    def score_checked(
+        self, sentences: Sequence[Sequence[str]], class_ids: Sequence[int | None]
+    ) -> list[Score]:
+        """log P of sentences that passed :meth:`check_scorable`, each under its own class
+        (ids from :meth:`class_id`; all None for a plain model), as one padded batch: texts
+        scored for different callers share each step's ONNX run."""
         if not sentences:
             return []
+        class_id = None if class_ids[0] is None else np.asarray(class_ids, dtype=np.int64)
         feats = self.featurizer.encode([list(s) for s in sentences])
         b, t = feats.word_ids.shape
         lengths = feats.lengths + 1  # the <EOS> step

@@ -22,9 +22,11 @@ cancelled) or its deadline passes (``DeadlineExceeded``): no work is done for cl
 gone. While one batch is tagged the next one fills up, so under load batches grow at no extra
 wait.
 
-Work that is not a list of items to batch (sampling texts from a language model, scoring a text
-with a class, a beam search) is queued as one function (:meth:`MicroBatcher.call`) under the
-same admission, deadline and dropping, and runs alone in its turn.
+Items need not be token lists: a request may pass each item's cost (``submit(costs=)``), as
+``/v1/score`` does for its (tokens, class) items, so that texts scored for different clients
+share the language model's passes. Work that is not a list of items to batch (sampling texts
+with a request's own seed, a beam search) is queued as one function (:meth:`MicroBatcher.call`)
+under the same admission, deadline and dropping, and runs alone in its turn.
 """
 
 from __future__ import annotations
@@ -252,10 +254,14 @@ class MicroBatcher:
         self._reserved -= reserved
         self._reservations -= 1
 
-    async def submit(self, items: Items, reserved: int | None = None) -> list[Any]:
+    async def submit(
+        self, items: Items, reserved: int | None = None, costs: Sequence[int] | None = None
+    ) -> list[Any]:
         """Run ``items`` (work items) in some batches; one predictor result per item.
 
         ``reserved``: what :meth:`reserve` returned for this request (it was admitted then).
+        ``costs``: each item's work in tokens, where :func:`item_cost` cannot tell it (an item
+        that is not a token list, e.g. a text to score with its class); at least 1 each.
 
         Raises:
             QueueFull: admitting it would pass ``queue_size`` or ``max_queued_tokens``.
@@ -266,13 +272,17 @@ class MicroBatcher:
             if reserved is not None:
                 self.release(reserved)
             return []
-        return await self._enqueue(list(items), [item_cost(item) for item in items], reserved)
+        if costs is None:
+            return await self._enqueue(list(items), [item_cost(i) for i in items], reserved)
+        if len(costs) != len(items):
+            raise ValueError(f"{len(costs)} costs for {len(items)} items")
+        return await self._enqueue(list(items), [max(1, c) for c in costs], reserved)
 
     async def call(self, fn: Callable[[], Any], cost: int, reserved: int | None = None) -> Any:
         """``fn()`` in the inference thread, alone, in its turn among the queued work.
 
-        For work that is not a list of items to batch (sampling texts step by step, scoring a
-        text with a class, a beam search): admitted by ``cost`` (its tokens) against the same
+        For work that is not a list of items to batch (sampling texts step by step with a
+        request's seed, a beam search): admitted by ``cost`` (its tokens) against the same
         budget, dropped unrun when its client leaves or its deadline passes, like a request's
         items. An exception of ``fn`` goes to this caller only, and is not logged here.
 
@@ -487,7 +497,7 @@ class MicroBatcher:
                     p.job.future.set_exception(exc)
             return
         seconds = time.perf_counter() - start
-        tokens = sum(item_cost(item) for item in items)
+        tokens = sum(sum(p.job.costs[p.start : p.end]) for p in parts)
         self._recent.append((tokens, seconds))
         if self._metrics is not None:
             jobs = len({id(p.job) for p in parts})

@@ -365,11 +365,14 @@ def select_model(models: ModelRegistry, name: str | None, endpoint: Endpoint) ->
         raise ApiError(404, "unknown_model", f"no {endpoint.task!r} model named {name!r}") from None
 
 
-async def infer(req: Accepted, items: Sequence[Any]) -> list[Any]:
-    """The model's results for ``items`` (micro-batched); 503 + Retry-After when it cannot."""
+async def infer(
+    req: Accepted, items: Sequence[Any], costs: Sequence[int] | None = None
+) -> list[Any]:
+    """The model's results for ``items`` (micro-batched, ``costs`` as ``MicroBatcher.submit``
+    takes them); 503 + Retry-After when it cannot."""
     reserved = req.reserved.pop() if req.reserved else None
     with _refusals(req.settings):
-        return await req.model.batcher.submit(list(items), reserved=reserved)
+        return await req.model.batcher.submit(list(items), reserved=reserved, costs=costs)
 
 
 async def run_call(req: Accepted, fn: Callable[[], T]) -> T:

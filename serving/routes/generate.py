@@ -6,10 +6,13 @@ one batch (temperature, top-k, top-p, a prefix, a seed; <EOS> or ``max_length`` 
 A conditional model (one-to-many) takes the ``class`` to generate from; a plain language model
 refuses one. Both loops run in NumPy around the model's one-step ONNX graph
 (``ner.generate``), in the server's inference thread, queued with the model's other work under
-its work budget (``MicroBatcher.call``): a request is counted as the tokens it scores (the
-text's, and <EOS>) or may generate (``n`` x ``max_length``, and the prefix), refused with 503 +
-Retry-After when the budget is used up, and dropped unrun when its client leaves or its
-deadline (``request_timeout_s``) passes.
+its work budget: a request is counted as the tokens it scores (the text's, and <EOS>) or may
+generate (``n`` x ``max_length``, and the prefix), refused with 503 + Retry-After when the
+budget is used up, and dropped unrun when its client leaves or its deadline
+(``request_timeout_s``) passes. Texts to score are micro-batched across requests (``batch_fn``:
+one padded batch, each row with its own class), as the tagger's sentences are; a generate
+request runs alone (``MicroBatcher.call``), since its samples are drawn from one random stream
+seeded by the request, which rows of other requests would change.
 
 Errors: what the schema states (caps on ``n``, ``max_length``, ``text``; ``temperature`` > 0;
 ``top_k`` >= 1; ``top_p`` in (0, 1]) is a 422 from the schema check; what depends on the model
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -37,6 +42,7 @@ from serving.requests import (
     RequestRoute,
     accept,
     estimate_tokens,
+    infer,
     run_call,
 )
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
@@ -183,13 +189,28 @@ class GenerateResponse(BaseModel):
     samples: list[str]
 
 
-def batch_fn(predictor: Any) -> PredictFn:
-    """The batcher's call for these models: token lists -> their scores (plain models)."""
+ScoreItem = tuple[list[str], int | None]
+"""A text to score, checked: its tokens and its class id (None for a plain model)."""
 
-    def score(items: list[list[str]], batch_size: int) -> list[Any]:
-        return predictor.score_tokens(items)
+
+def batch_fn(predictor: Any) -> PredictFn:
+    """The batcher's call for these models: ``ScoreItem``s of any number of ``/v1/score``
+    requests -> one ``ner.generate.Score`` each, in one padded batch (each step of the
+    language model is one ONNX run for all of them, as the tagger's sentences share one)."""
+
+    def score(items: list[ScoreItem], batch_size: int) -> list[Any]:
+        return predictor.score_checked([t for t, _ in items], [c for _, c in items])
 
     return score
+
+
+def score_item(predictor: Any, text: str, class_: str | int | None) -> ScoreItem:
+    """Tokenise and check a text to score (``score_tokens``' checks, in its order), so that a
+    bad text is refused by itself instead of failing the batch it would share."""
+    class_id = predictor.class_id(class_)
+    tokens = predictor.tokenize(text)
+    predictor.check_scorable(tokens)
+    return tokens, class_id
 
 
 def _text_cost(predictor: Any, text: str) -> int:
@@ -197,14 +218,21 @@ def _text_cost(predictor: Any, text: str) -> int:
     return len(text) if predictor.level == "char" else estimate_tokens([text])
 
 
-async def _run(req: Accepted, fn: Any) -> Any:
-    """``fn()`` in its turn in the inference thread (admitted by ``req.admit`` before); a
-    ``GenerationError`` becomes a 422."""
+@contextmanager
+def _field_errors() -> Iterator[None]:
+    """A ``GenerationError`` (a class or text the model cannot take) as a 422."""
     try:
-        return await run_call(req, fn)
+        yield
     except GenerationError as e:
         kind = "invalid_class" if e.field == "class" else "invalid_request"
         raise ApiError(422, kind, str(e), field=e.field) from None
+
+
+async def _run(req: Accepted, fn: Any) -> Any:
+    """``fn()`` in its turn in the inference thread (admitted by ``req.admit`` before); a
+    ``GenerationError`` becomes a 422."""
+    with _field_errors():
+        return await run_call(req, fn)
 
 
 @router.post(
@@ -223,8 +251,12 @@ async def score(request: Request) -> SafeJSONResponse:
     async with accept(request, ENDPOINTS[0]) as req:
         parsed = req.parsed
         predictor = req.model.predictor
-        req.admit(_text_cost(predictor, parsed.text) + 1)  # <EOS>
-    result = (await _run(req, lambda: predictor.score([parsed.text], parsed.class_)))[0]
+        cost = _text_cost(predictor, parsed.text) + 1  # <EOS>
+        req.admit(cost)
+        with _field_errors():
+            item = await req.off_loop(score_item, predictor, parsed.text, parsed.class_)
+    # batched with other requests' texts (``batch_fn``), admitted and dropped as before
+    (result,) = await infer(req, [item], costs=[cost])
     return SafeJSONResponse({"model": req.model_ref, **result.to_dict()})
 
 

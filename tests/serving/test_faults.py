@@ -257,7 +257,7 @@ def lm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     args = ["--model", str(bundle), "--workers", "1", "--max-queued-tokens", "6000"]
     args += ["--max-queue-wait", "1000", "--body-timeout", "20"]
     with running_server(args, port, log) as proc:
-        proc.port, proc.log = port, log  # type: ignore[attr-defined]
+        proc.port, proc.log, proc.bundle = port, log, bundle  # type: ignore[attr-defined]
         yield proc
 
 
@@ -315,6 +315,30 @@ def test_score_and_generate_are_admitted_by_their_work(lm_server: Any) -> None:
     assert 'route="/v1/score",status="499"' in metrics
     gone = "client went away before its answer: POST /v1/score"
     assert lm_server.log.read_text().count(gone) == 1
+
+
+def test_concurrent_scores_share_passes_and_match_the_library(lm_server: Any) -> None:
+    from ner import tasks
+
+    names = ["rex", "tyrannosaurus", "raptor", "ceratops", "stegosaurus", "oraptor", "saurus"]
+    texts = [names[i % len(names)][: 2 + i % 11] for i in range(96)]
+    url = f"{base(lm_server)}/metrics"
+    before = httpx.get(url, timeout=5).text
+    results = asyncio.run(_lm_storm(lm_server.port, [("/v1/score", {"text": t}) for t in texts]))
+    library = tasks.load(lm_server.bundle, "onnx", threads=1)
+    for text, (status, _, r) in zip(texts, results, strict=True):
+        assert status == 200, r.text
+        want = library.score([text])[0].to_dict()
+        body = r.json()
+        assert body["log_prob"] == pytest.approx(want["log_prob"], abs=1e-6)
+        assert body["perplexity"] == pytest.approx(want["perplexity"], rel=1e-6)
+        assert [t["text"] for t in body["tokens"]] == [t["text"] for t in want["tokens"]]
+    after = no_server_errors(lm_server)
+    key = f'ner_batch_size_requests_{{}}{{{{model="{LM}"}}}}'
+    calls = metric(after, key.format("count")) - metric(before, key.format("count"))
+    requests = metric(after, key.format("sum")) - metric(before, key.format("sum"))
+    assert requests == len(texts)  # each request's text scored once
+    assert calls < len(texts)  # in shared passes, not one pass per request
 
 
 # --- 8. oversized and stalled heads and bodies ---------------------------------------------
