@@ -308,9 +308,11 @@ def test_score_and_generate_are_admitted_by_their_work(lm_server: Any) -> None:
     metrics = no_server_errors(lm_server)
     refused = metric(metrics, f'ner_rejected_total{{model="{LM}",reason="work_budget"}}')
     assert refused == statuses.count(503)
-    for route in ("/v1/score", "/v1/generate"):  # refused at once, not after waiting
+    # refused at once, not after waiting in the queue (0.5 s: room for a busy machine's
+    # scheduling; a queued request would wait for the scores ahead of it or the deadline)
+    for route in ("/v1/score", "/v1/generate"):
         labels = f'method="POST",route="{route}",status="503"'
-        fast = metric(metrics, f'ner_http_request_duration_seconds_bucket{{le="0.1",{labels}}}')
+        fast = metric(metrics, f'ner_http_request_duration_seconds_bucket{{le="0.5",{labels}}}')
         assert fast == metric(metrics, f"ner_http_request_duration_seconds_count{{{labels}}}")
     assert 'route="/v1/score",status="499"' in metrics
     gone = "client went away before its answer: POST /v1/score"
