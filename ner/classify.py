@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
+from ner.decode import log_softmax
 from ner.features import Featurizer, WordTables
 from ner.models.config import ClassifierConfig
 from ner.tasks.base import TaskPredictor
@@ -43,12 +44,14 @@ from ner.tasks.inputs import (
 __all__ = [
     "ClassResult",
     "Classifier",
+    "DevScores",
     "LabelledSentence",
     "expected_calibration_error",
+    "ensemble_logits",
     "export_classifier",
     "fit_temperature",
-    "log_softmax",
     "read_labelled",
+    "score_logits",
     "scores",
     "softmax",
     "tokenize",
@@ -193,11 +196,10 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """logits (N, K) -> log-probabilities (N, K), float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+def ensemble_logits(member_logits: Sequence[np.ndarray]) -> np.ndarray:
+    """Members' logits, each (N, K) -> the ensemble's (N, K) float64: the mean of their
+    log-probabilities (the log of their geometric mean, up to a constant per row)."""
+    return np.mean([log_softmax(m) for m in member_logits], axis=0)
 
 
 def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -279,6 +281,29 @@ def scores(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str])
         "n": len(gold),
         "per_class": per_class,
     }
+
+
+@dataclass(frozen=True)
+class DevScores:
+    """Logits scored against gold class ids: the :func:`scores` report and the temperature fitted
+    on them, with the expected calibration error before and after it."""
+
+    report: dict[str, Any]
+    temperature: float
+    ece: float
+    ece_calibrated: float
+
+
+def score_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[str]) -> DevScores:
+    """Score (N, K) logits against (N,) gold class ids and fit their temperature (dev sets)."""
+    predicted = [labels[i] for i in np.asarray(logits).argmax(-1)]
+    temperature = fit_temperature(logits, gold)
+    return DevScores(
+        report=scores([labels[i] for i in gold], predicted, labels),
+        temperature=temperature,
+        ece=expected_calibration_error(softmax(logits), gold),
+        ece_calibrated=expected_calibration_error(softmax(logits, temperature), gold),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -397,11 +422,12 @@ class Classifier(TaskPredictor):
             if len(self.members) == 1:
                 out[batch] = self.bundle.run(LOGITS, self.inputs.arrays(features))[LOGITS]
                 continue
-            member = [
-                self.bundle.run(member_key(LOGITS, i), inputs.arrays(features))[LOGITS]
-                for i, inputs in enumerate(self.members)
-            ]
-            out[batch] = np.mean([log_softmax(m) for m in member], axis=0)
+            out[batch] = ensemble_logits(
+                [
+                    self.bundle.run(member_key(LOGITS, i), inputs.arrays(features))[LOGITS]
+                    for i, inputs in enumerate(self.members)
+                ]
+            )
         return out
 
     def probabilities(self, items: Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 from ner.bundle import Bundle, BundleError, BundleWriter, Graph, require
 from ner.data.lm import EOS, EOS_ID, START, Tokenizer, detokenize, tokenize
 from ner.data.vocab import PAD, UNK
+from ner.decode import log_softmax
 from ner.features import Featurizer, word_vectors
 from ner.models.config import LanguageModelConfig
 from ner.tasks.base import TaskPredictor
@@ -133,12 +134,6 @@ def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cdf = np.cumsum(p, axis=1)
     u = np.asarray(rng.random(p.shape[0]))[:, None] * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 class LanguageModelPredictor(TaskPredictor):
@@ -335,7 +330,7 @@ class LanguageModelPredictor(TaskPredictor):
         picked = np.zeros((b, t + 1), dtype=np.float64)
         for step in range(int(lengths.max())):
             logits, state = self._step(vectors[:, step : step + 1], state, class_id)
-            picked[:, step] = _log_softmax(logits)[np.arange(b), y[:, step]]
+            picked[:, step] = log_softmax(logits)[np.arange(b), y[:, step]]
         out = []
         for i, tokens in enumerate(sentences):
             logps = picked[i, : lengths[i]].tolist()

@@ -35,13 +35,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ner.classify import (  # noqa: E402
-    expected_calibration_error,
+    DevScores,
+    ensemble_logits,
     export_classifier,
-    fit_temperature,
-    log_softmax,
     read_labelled,
-    scores,
-    softmax,
+    score_logits,
 )
 from ner.data.vocab import Vocab, char_vocab  # noqa: E402
 from ner.features import Featurizer  # noqa: E402
@@ -251,11 +249,7 @@ def train(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], Classifi
         model, featurizer = propagate_delta(model, featurizer, args.propagate, args.neighbours)
         dev_t = tensors(featurizer, [list(s.tokens) for s in dev_data])
         dev_logits = logits_of(model, dev_t)
-    temperature = fit_temperature(dev_logits, y_dev)
-    ece_before = expected_calibration_error(softmax(dev_logits), y_dev)
-    ece_after = expected_calibration_error(softmax(dev_logits, temperature), y_dev)
-    gold = [labels[i] for i in y_dev]
-    report = scores(gold, [labels[i] for i in dev_logits.argmax(-1)], labels)
+    dev = score_logits(dev_logits, y_dev, labels)
     result = {
         "args": {
             **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -266,12 +260,8 @@ def train(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], Classifi
         "best_dev_acc": best[0],
         "average_dev_acc": avg_acc,
         "picked": pick,
-        "dev_acc": report["accuracy"],
         "dev_acc_before_propagation": plain_acc,
-        "dev_report": report,
-        "temperature": temperature,
-        "dev_ece_before": ece_before,
-        "dev_ece_after": ece_after,
+        **dev_fields(dev),
         "train_seconds": seconds,
         "best_dev_logits": best_logits,
         "dev_logits": dev_logits,
@@ -280,13 +270,23 @@ def train(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], Classifi
     return result, model.eval(), featurizer
 
 
+def dev_fields(dev: DevScores) -> dict[str, Any]:
+    """A run's dev accuracy, report and calibration, as the JSON lines and the card read them."""
+    return {
+        "dev_acc": dev.report["accuracy"],
+        "dev_report": dev.report,
+        "temperature": dev.temperature,
+        "dev_ece_before": dev.ece,
+        "dev_ece_after": dev.ece_calibrated,
+    }
+
+
 def ensemble(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The record of the seeds' ensemble (mean log-probability), calibrated on dev."""
     gold = runs[0]["gold"]
-    logits = np.mean([log_softmax(r["dev_logits"]) for r in runs], axis=0)
-    temperature = fit_temperature(logits, gold)
-    labels = list(LABELS.values())
-    report = scores([labels[i] for i in gold], [labels[i] for i in logits.argmax(-1)], labels)
+    dev = score_logits(
+        ensemble_logits([r["dev_logits"] for r in runs]), gold, list(LABELS.values())
+    )
     return {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "members": [
@@ -294,14 +294,10 @@ def ensemble(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, 
             for r in runs
         ],  # fmt: skip
         "history": [r["history"] for r in runs],
-        "best_dev_acc": report["accuracy"],
+        "best_dev_acc": dev.report["accuracy"],
         "average_dev_acc": float("nan"),
         "picked": "ensemble of " + ", ".join(r["picked"] for r in runs),
-        "dev_acc": report["accuracy"],
-        "dev_report": report,
-        "temperature": temperature,
-        "dev_ece_before": expected_calibration_error(softmax(logits), gold),
-        "dev_ece_after": expected_calibration_error(softmax(logits, temperature), gold),
+        **dev_fields(dev),
         "train_seconds": sum(r["train_seconds"] for r in runs),
     }
 

@@ -25,13 +25,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ner.classify import (
-    expected_calibration_error,
-    fit_temperature,
-    read_labelled,
-    scores,
-    softmax,
-)
+from ner.classify import read_labelled, score_logits
 from ner.data.vocab import Casing, Vocab, char_vocab
 from ner.features import Featurizer
 from ner.models.classifier import Classifier
@@ -366,21 +360,18 @@ class ClassifyModule(TaskModule):
         return self.model.loss(logits, batch["labels"])
 
     def epoch_metrics(self) -> dict[str, float]:
-        logits, gold = np.concatenate(self._logits), np.concatenate(self._gold)
-        names = self.labels
-        report = scores([names[i] for i in gold], [names[i] for i in logits.argmax(-1)], names)
-        temperature = fit_temperature(logits, gold)
+        dev = score_logits(np.concatenate(self._logits), np.concatenate(self._gold), self.labels)
         self.calibration = {
-            "temperature": temperature,
-            "dev_ece_before": expected_calibration_error(softmax(logits), gold),
-            "dev_ece_after": expected_calibration_error(softmax(logits, temperature), gold),
+            "temperature": dev.temperature,
+            "dev_ece_before": dev.ece,
+            "dev_ece_after": dev.ece_calibrated,
         }
         return {
-            "acc": report["accuracy"],
-            "macro_f1": report["macro_f1"],
-            "ece": self.calibration["dev_ece_before"],
-            "ece_calibrated": self.calibration["dev_ece_after"],
-            "temperature": temperature,
+            "acc": dev.report["accuracy"],
+            "macro_f1": dev.report["macro_f1"],
+            "ece": dev.ece,
+            "ece_calibrated": dev.ece_calibrated,
+            "temperature": dev.temperature,
         }
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -445,7 +436,7 @@ class ClassifyModule(TaskModule):
             ValueError: the members differ in vocabulary, labels or config, or the file is bad
                 (the message names the file and line).
         """
-        from ner.classify import export_classifier, log_softmax
+        from ner.classify import ensemble_logits, export_classifier
 
         featurizers = [featurizer_from_state(d) for d in datas]
         first = featurizers[0]
@@ -473,19 +464,16 @@ class ClassifyModule(TaskModule):
                 )
             gold[i] = labels.index(label)
         member_logits = [_logits(model, first, [list(s.tokens) for s in data]) for model in models]
-        logits = np.mean([log_softmax(m) for m in member_logits], axis=0)
-        temperature = fit_temperature(logits, gold)
-        report = scores([labels[i] for i in gold], [labels[i] for i in logits.argmax(-1)], labels)
-        ece = expected_calibration_error(softmax(logits), gold)
-        ece_calibrated = expected_calibration_error(softmax(logits, temperature), gold)
+        dev = score_logits(ensemble_logits(member_logits), gold, labels)
+        temperature = dev.temperature
         card = {
             "training_data": cards[0]["training_data"],
             "metrics": {
                 "dev": {
-                    "acc": report["accuracy"],
-                    "macro_f1": report["macro_f1"],
-                    "ece": ece,
-                    "ece_calibrated": ece_calibrated,
+                    "acc": dev.report["accuracy"],
+                    "macro_f1": dev.report["macro_f1"],
+                    "ece": dev.ece,
+                    "ece_calibrated": dev.ece_calibrated,
                     "temperature": temperature,
                     "file": calibrate.name,
                 },
@@ -496,8 +484,8 @@ class ClassifyModule(TaskModule):
                 "the ensemble's mean log-probabilities on the calibration file",
                 "temperature": temperature,
                 "file": calibrate.name,
-                "ece_before": ece,
-                "ece_after": ece_calibrated,
+                "ece_before": dev.ece,
+                "ece_after": dev.ece_calibrated,
             },
             "ensemble": [
                 {"checkpoint": c["training"].get("checkpoint"), "training": c["training"]}
