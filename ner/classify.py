@@ -503,10 +503,10 @@ def export_classifier(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     limit = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
     with BundleWriter(out_dir, task="classify", name=name, version=version, max_bytes=limit) as w:
-        inputs_meta = write_inputs(w, models[0].word_table(), featurizer)
+        tables = [member.word_table() for member in models]
+        inputs_meta = write_inputs(w, tables[0], featurizer)
         weights = {}
-        for i, member in enumerate(models):
-            table = member.word_table()
+        for i, (member, table) in enumerate(zip(models, tables, strict=True)):
             if i > 0:
                 write_table(w, table, i)
             prefix = f"{i}." if len(models) > 1 else ""
