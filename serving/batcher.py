@@ -185,11 +185,6 @@ class MicroBatcher:
             await self._task
             self._task = None
 
-    @property
-    def saturated(self) -> bool:
-        """The work budget is used up: any request would be refused."""
-        return self.refuses(0)
-
     def refuses(self, cost: int) -> bool:
         """Whether a request of about ``cost`` tokens would be refused now (no side effects).
 
