@@ -3,7 +3,9 @@
 Starts each server in a subprocess on 127.0.0.1, then keeps 1, 8 and 64 connections busy with
 single-item requests (closed loop: each connection sends its next request as soon as the answer
 arrives) for ``--duration`` seconds per level. The client is a minimal HTTP/1.1 keep-alive client
-on asyncio streams, so that it costs the shared CPU as little as possible (``wrk`` is not needed).
+on asyncio streams, so that it costs the shared CPU as little as possible (``wrk`` is not needed);
+``--client wrk`` runs the same load from ``wrk`` (one thread; the bodies in a shuffled cycle),
+which takes less of the shared CPU still, when it is installed (``apt install wrk``).
 Prints one markdown row per task, server and level.
 
 Tasks (``--task``, repeatable; default ``tag``), each against its own server holding one model:
@@ -283,12 +285,22 @@ class LevelResult:
     errors: int
     seconds: float
     latencies_ms: tuple[float, ...]
+    quantiles_ms: tuple[tuple[float, float], ...] = ()
+    """(percentile, ms) pairs and (0, mean) as wrk reports them, when there are no latencies."""
 
     @property
     def throughput(self) -> float:
         return self.completed / self.seconds
 
+    @property
+    def mean_ms(self) -> float:
+        if self.quantiles_ms:
+            return dict(self.quantiles_ms).get(0.0, float("nan"))
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else 0.0
+
     def percentile(self, q: float) -> float:
+        if self.quantiles_ms:
+            return dict(self.quantiles_ms).get(float(q), float("nan"))
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
@@ -329,6 +341,55 @@ async def load(
     await asyncio.gather(*(client(i) for i in range(connections)))
     elapsed = time.perf_counter() - start
     return LevelResult(connections, len(latencies), errors, elapsed, tuple(latencies))
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local n = #bodies
+local i = 0
+request = function()
+  i = i %% n + 1
+  return wrk.format("POST", "%s", {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %%d %%d %%d %%f %%f %%f %%f %%f\\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration, latency.mean,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+def load_wrk(
+    port: int, connections: int, duration: float, bodies: Sequence[bytes], path: str = "/v1/tag"
+) -> LevelResult:
+    """The same closed-loop load from ``wrk`` (one thread, ``connections`` keep-alive
+    connections, the bodies in a shuffled cycle): a C client takes less of the shared CPU
+    than the asyncio one. Non-2xx answers and socket errors count as errors."""
+    shuffled = list(bodies)
+    random.Random(0).shuffle(shuffled)
+    literals = ",".join("[==[" + b.decode("utf-8") + "]==]" for b in shuffled)
+    script = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve_load_{os.getpid()}.lua"
+    script.write_text(WRK_SCRIPT % (literals, path), encoding="utf-8")
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s"]
+    cmd += ["-s", str(script), f"http://127.0.0.1:{port}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    finally:
+        script.unlink(missing_ok=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("WRK ")), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    requests, errors, micros, *quantiles = (float(x) for x in line.split()[1:])
+    mean, p50, p95, p99, _ = (q / 1000 for q in quantiles)
+    return LevelResult(
+        connections,
+        int(requests) - int(errors),
+        int(errors),
+        micros / 1e6,
+        (),
+        ((0.0, mean), (50.0, p50), (95.0, p95), (99.0, p99)),
+    )
 
 
 async def batch_stats(port: int) -> tuple[float, float]:
@@ -519,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-batching", action="store_true", help="also run without batching")
     p.add_argument("--peer", choices=["spacy"], default=None)
     p.add_argument("--spacy-model", type=Path, default=None)
+    p.add_argument(
+        "--client",
+        choices=["asyncio", "wrk"],
+        default="asyncio",
+        help="the load client: the built-in asyncio one, or wrk (a C client, on PATH)",
+    )
     p.add_argument("--no-offline", dest="offline", action="store_false")
     p.add_argument("--offline-repeats", type=int, default=3)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -575,7 +642,10 @@ def serve(
         for level in args.levels:
             before, cpu = asyncio.run(batch_stats(port)), cpu_seconds(proc.pid)
             loop_cpu = loop_cpu_seconds(proc.pid)
-            result = asyncio.run(load(port, level, args.duration, bodies, task.path))
+            if args.client == "wrk":
+                result = load_wrk(port, level, args.duration, bodies, task.path)
+            else:
+                result = asyncio.run(load(port, level, args.duration, bodies, task.path))
             cpu = cpu_seconds(proc.pid) - cpu
             loop_cpu = loop_cpu_seconds(proc.pid) - loop_cpu
             after = asyncio.run(batch_stats(port))
@@ -594,7 +664,7 @@ def serve(
                 "errors": result.errors,
                 "mean_batch": mean_batch,
                 "peak_rss_mib": peak_rss_mib(proc.pid),
-                "mean_ms": statistics.fmean(result.latencies_ms) if result.completed else 0,
+                "mean_ms": result.mean_ms,
                 "server_cpu_ms_per_req": 1000 * cpu / max(result.completed, 1),
                 "loop_cpu_ms_per_req": 1000 * loop_cpu / max(result.completed, 1),
                 "offline_ips": offline_ips,

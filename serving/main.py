@@ -52,6 +52,7 @@ from serving.shutdown import drain_on_signals
 log = logging.getLogger("serving")
 
 SWITCH_INTERVAL_S = 0.001
+GC_YOUNG_THRESHOLD = 10_000
 
 ROUTES: tuple[ModuleType, ...] = (tag, classify, generate, translate, models, health, metrics)
 """Every route module, in the order the API docs show them."""
@@ -226,6 +227,11 @@ def create_app(
             # (these took 50-95 ms each under an overload, holding up /healthz).
             gc.collect()
             gc.freeze()
+            # Each request leaves a few hundred container objects for the young generation;
+            # collecting it every 700 (Python's default) took ~8% of the event loop's time under
+            # load, every 10,000 (the same objects, scanned less often) ~7% less server CPU
+            # per /v1/tag request in all.
+            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             undo_signals = drain_on_signals(app, settings.graceful_timeout_s)
             try:
                 yield
