@@ -35,7 +35,8 @@ processes' main threads; the rest is inference and helper threads).
 Servers for ``tag``:
 - ``ner``: ``ner serve`` with dynamic micro-batching (the defaults);
 - ``ner-nobatch`` (``--compare-batching``): ``--max-batch-size 1 --max-wait-ms 0``;
-- ``spacy`` (``--peer spacy --spacy-model DIR``): a spaCy NER pipeline behind a minimal FastAPI
+- ``spacy`` (``--peer spacy --spacy-model DIR``; run by ``.venv-spacy`` when it exists, which then
+  needs fastapi and uvicorn): a spaCy NER pipeline behind a minimal FastAPI
   endpoint, the pattern of spaCy's own FastAPI project template (``nlp(text)`` in a sync route).
 
 Usage::
@@ -562,7 +563,10 @@ def servers(args: argparse.Namespace, task: str = "tag", model: Path | None = No
     if args.peer == "spacy":
         if args.spacy_model is None:
             raise SystemExit("--peer spacy needs --spacy-model DIR")
-        out.append(Server("spacy", "n/a", (py, "-c", SPACY_APP, str(args.spacy_model))))
+        # spaCy's own venv (bench/spacy_peer.py) when it has one, with fastapi and uvicorn
+        venv = REPO_ROOT / ".venv-spacy" / "bin" / "python"
+        spacy_py = str(venv) if venv.exists() else py
+        out.append(Server("spacy", "n/a", (spacy_py, "-c", SPACY_APP, str(args.spacy_model))))
     return out
 
 
