@@ -44,7 +44,7 @@ from serving.registry import (
     default_models,
     load_predictors,
 )
-from serving.requests import Endpoint, shedder
+from serving.requests import Endpoint, TaskRoutes, shedder
 from serving.routes import classify, generate, health, metrics, models, tag, translate
 from serving.settings import Settings, get_settings
 from serving.shutdown import drain_on_signals
@@ -259,6 +259,7 @@ def create_app(
     app.state.guards = Guards(settings.body_timeout_s, settings.retry_after_s)
     install_error_handlers(app)
     # the last added is the outermost: metrics see the status the guard settles on
+    app.add_middleware(TaskRoutes, fastapi_app=app)
     app.add_middleware(RequestGuard, guards=app.state.guards)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in ROUTES:
