@@ -9,6 +9,9 @@ the seed notes run here, in NumPy, around it, whatever the backend (ONNX Runtime
 - sampling: draw y<t> from the softmax (after temperature, top-k and top-p), feed it back as
   x<t+1>, and stop at <EOS> or ``max_length``. The ``n`` samples run as one batch, drawn with
   ``numpy.random.default_rng(seed)``; <pad> is never drawn and <unk> only with ``allow_unk``.
+  Several requests (:class:`SampleRequest`, each with its own settings, class and seed) can
+  share each step's run (:meth:`LanguageModelPredictor.generate_checked`): each draws from its
+  own random stream exactly as it would alone, so its samples do not depend on its batch-mates.
 
 Bad requests raise :class:`GenerationError` (a ``ValueError``) with a message for the user.
 """
@@ -39,6 +42,7 @@ __all__ = [
     "ConditionalLMPredictor",
     "GenerationError",
     "LanguageModelPredictor",
+    "SampleRequest",
     "Score",
     "TokenScore",
     "export_language_model",
@@ -129,11 +133,30 @@ def next_token_probs(
     return p
 
 
-def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One id per row of p (B, V), by inverting the cumulative distribution."""
+def _draw(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One id per row of p (B, V), by inverting the cumulative distribution at u (B,) in
+    [0, 1): each row's draw depends on its own row and number only."""
     cdf = np.cumsum(p, axis=1)
-    u = np.asarray(rng.random(p.shape[0]))[:, None] * cdf[:, -1:]
-    return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
+    scaled = np.asarray(u)[:, None] * cdf[:, -1:]
+    return np.minimum((cdf <= scaled).sum(axis=1), p.shape[1] - 1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One generate request's checked settings (made by ``prepare_sample``), ready to share
+    sampling steps with other requests (``LanguageModelPredictor.generate_checked``)."""
+
+    n: int
+    prefix: tuple[str, ...]
+    """The prefix's tokens, fed through the model first and kept at the start of each sample."""
+    class_id: int | None
+    seed: int | None
+    """Seed of this request's own ``numpy.random.default_rng`` (None: fresh entropy)."""
+    max_length: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+    allow_unk: bool = False
 
 
 class LanguageModelPredictor(TaskPredictor):
@@ -270,7 +293,9 @@ class LanguageModelPredictor(TaskPredictor):
     def _step(
         self, vectors: np.ndarray, state: np.ndarray, class_id: int | np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """vectors (B, 1, D), state (L, B, S) -> logits (B, V), state (L, B, S)."""
+        """vectors (B, 1, D), state (L, B, S) -> logits (B, V), state (L, B, S).
+
+        ``class_id``: None for a plain model, else one id for every row or one per row (B,)."""
         feed = {"word_vectors": vectors.astype(np.float32, copy=False), "state": state}
         if class_id is not None:
             feed["class_ids"] = np.full(vectors.shape[0], class_id, dtype=np.int64)
@@ -403,6 +428,38 @@ class LanguageModelPredictor(TaskPredictor):
         class_: str | int | None = None,
     ) -> list[list[str]]:
         """:meth:`generate`, returning each sample's tokens (the prefix's included)."""
+        request = self.prepare_sample(
+            n,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            prefix=prefix,
+            seed=seed,
+            max_length=max_length,
+            allow_unk=allow_unk,
+            class_=class_,
+        )
+        return self.generate_checked([request])[0]
+
+    def prepare_sample(
+        self,
+        n: int = 1,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float = 1.0,
+        prefix: str = "",
+        seed: int | None = None,
+        max_length: int | None = None,
+        allow_unk: bool = False,
+        class_: str | int | None = None,
+    ) -> SampleRequest:
+        """Check a generate request's settings (those of :meth:`generate`) and tokenise its
+        prefix, so that a bad request is refused by itself before it shares a batch.
+
+        Raises:
+            GenerationError: as :meth:`generate`.
+        """
         max_length = self.default_length if max_length is None else max_length
         _check_settings(n, temperature, top_k, top_p, max_length)
         class_id = self.class_id(class_)
@@ -410,35 +467,99 @@ class LanguageModelPredictor(TaskPredictor):
         self._check_tokens(tokens, "prefix")
         if len(tokens) > MAX_LENGTH:
             raise GenerationError(f"the prefix has over {MAX_LENGTH} tokens", "prefix")
-        rng = np.random.default_rng(seed)
-        # the prefix is the same for every sample: run it once, then copy the state n times
-        feats = self.featurizer.encode([tokens])
-        x_ids = np.concatenate([[START], feats.word_ids[0, : len(tokens)]])
-        x_glove = np.concatenate([[0], feats.glove_ids[0, : len(tokens)]])
-        vectors = word_vectors(self.inputs.tables, x_ids[None, :], x_glove[None, :])
-        state = self._initial_state(class_id, 1)
-        for step in range(len(x_ids)):
-            logits, state = self._step(vectors[:, step : step + 1], state, class_id)
-        logits, state = np.repeat(logits, n, axis=0), np.repeat(state, n, axis=1)
-        banned = [START] if allow_unk else [START, self.vocab.id(UNK)]
-        drawn = np.zeros((n, 0), dtype=np.int64)
-        done = np.zeros(n, dtype=bool)
-        for _ in range(max_length):
-            p = next_token_probs(
-                logits, temperature=temperature, top_k=top_k, top_p=top_p, banned=banned
-            )
-            y = np.where(done, EOS_ID, _draw(p, rng))  # (n,)
-            drawn = np.concatenate([drawn, y[:, None]], axis=1)
-            done |= y == EOS_ID
-            if done.all():
-                break
-            logits, state = self._step(self.input_table[y][:, None, :], state, class_id)
+        return SampleRequest(
+            n=n,
+            prefix=tuple(tokens),
+            class_id=class_id,
+            seed=seed,
+            max_length=max_length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            allow_unk=allow_unk,
+        )
+
+    def generate_checked(self, requests: Sequence[SampleRequest]) -> list[list[list[str]]]:
+        """Each request's samples as token lists (its prefix's included), all requests' rows
+        sharing each step's run: what :meth:`generate_tokens` returns for each alone.
+
+        Request j has n_j rows, each its prefix's copy. Per step it draws ``rng.random(n_j)``
+        from its own ``default_rng(seed)`` (a finished row's number goes unused) until all its
+        rows are done, as it would alone; rows are stepped only until they end (<EOS> or the
+        request's ``max_length``).
+        """
+        if not requests:
+            return []
+        logits, state = self._run_prefixes(requests)  # (R, V), (L, R, S)
+        counts = [r.n for r in requests]
+        owner = np.repeat(np.arange(len(requests)), counts)  # each row's request (N,)
+        starts = np.concatenate([[0], np.cumsum(counts)])  # request j: rows starts[j]:starts[j+1]
+        logits, state = logits[owner], state[:, owner]
+        class_ids = None if requests[0].class_id is None else self._class_ids(requests)[owner]
+        row_max = np.asarray([r.max_length for r in requests])[owner]
+        rngs = [np.random.default_rng(r.seed) for r in requests]
+        banned = ([START], [START, self.vocab.id(UNK)])
+        drawn = np.full((len(owner), int(row_max.max())), EOS_ID, dtype=np.int64)
+        live = np.arange(len(owner))  # rows still sampling, ascending: logits, state follow it
+        step = 0
+        while live.size:
+            bounds = np.searchsorted(live, starts)  # request j: live[bounds[j]:bounds[j+1]]
+            y = np.empty(live.size, dtype=np.int64)
+            for j, r in enumerate(requests):
+                lo, hi = bounds[j], bounds[j + 1]
+                if lo == hi:
+                    continue  # all its samples are done: it draws no more numbers
+                u = rngs[j].random(r.n)[live[lo:hi] - starts[j]]
+                p = next_token_probs(
+                    logits[lo:hi],
+                    temperature=r.temperature,
+                    top_k=r.top_k,
+                    top_p=r.top_p,
+                    banned=banned[0] if r.allow_unk else banned[1],
+                )
+                y[lo:hi] = _draw(p, u)
+            drawn[live, step] = y
+            step += 1
+            going = (y != EOS_ID) & (row_max[live] > step)
+            live, y = live[going], y[going]
+            if live.size:
+                vectors = self.input_table[y][:, None, :]  # (B, 1, D)
+                rows_class = None if class_ids is None else class_ids[live]
+                logits, state = self._step(vectors, state[:, going], rows_class)
         itos = self.vocab.itos
-        samples = []
-        for row in drawn.tolist():
-            body = row[: row.index(EOS_ID)] if EOS_ID in row else row
-            samples.append([*tokens, *(itos[i] for i in body)])
-        return samples
+        out: list[list[list[str]]] = []
+        for j, r in enumerate(requests):
+            samples = []
+            for row in drawn[starts[j] : starts[j + 1]].tolist():
+                body = row[: row.index(EOS_ID)] if EOS_ID in row else row
+                samples.append([*r.prefix, *(itos[i] for i in body)])
+            out.append(samples)
+        return out
+
+    def _class_ids(self, requests: Sequence[SampleRequest]) -> np.ndarray:
+        return np.asarray([r.class_id for r in requests], dtype=np.int64)
+
+    def _run_prefixes(self, requests: Sequence[SampleRequest]) -> tuple[np.ndarray, np.ndarray]:
+        """START and each request's prefix through the model as one padded batch, each row
+        with its own class -> logits (R, V) and state (L, R, S) after each row's own last
+        token (a row is stepped only while its prefix lasts)."""
+        class_ids = None if requests[0].class_id is None else self._class_ids(requests)
+        feats = self.featurizer.encode([list(r.prefix) for r in requests])
+        r = len(requests)
+        x_ids = np.concatenate([np.full((r, 1), START), feats.word_ids], axis=1)  # (R, T+1)
+        x_glove = np.concatenate([np.zeros((r, 1), np.int64), feats.glove_ids], axis=1)
+        vectors = word_vectors(self.inputs.tables, x_ids, x_glove)  # (R, T+1, D)
+        lengths = feats.lengths + 1  # START, then the prefix
+        state = self._initial_state(class_ids, r)
+        logits, state = self._step(vectors[:, :1], state, class_ids)  # every row has START
+        logits, state = np.array(logits), np.array(state)  # own, writable copies
+        for step in range(1, int(lengths.max())):
+            rows = np.flatnonzero(lengths > step)
+            rows_class = None if class_ids is None else class_ids[rows]
+            logits[rows], state[:, rows] = self._step(
+                vectors[rows, step : step + 1], state[:, rows], rows_class
+            )
+        return logits, state
 
 
 class ConditionalLMPredictor(LanguageModelPredictor):

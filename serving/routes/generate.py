@@ -9,10 +9,12 @@ refuses one. Both loops run in NumPy around the model's one-step ONNX graph
 its work budget: a request is counted as the tokens it scores (the text's, and <EOS>) or may
 generate (``n`` x ``max_length``, and the prefix), refused with 503 + Retry-After when the
 budget is used up, and dropped unrun when its client leaves or its deadline
-(``request_timeout_s``) passes. Texts to score are micro-batched across requests (``batch_fn``:
-one padded batch, each row with its own class), as the tagger's sentences are; a generate
-request runs alone (``MicroBatcher.call``), since its samples are drawn from one random stream
-seeded by the request, which rows of other requests would change.
+(``request_timeout_s``) passes. Both are micro-batched across requests (``batch_fn``), as the
+tagger's sentences are: texts to score as one padded batch, each row with its own class, and
+generate requests as one sampling loop (``LanguageModelPredictor.generate_checked``) whose
+every step is one run for all their rows; each request keeps its own settings, class and
+random stream seeded by the request, so its samples are those it would get alone. A call of
+the batcher may hold both kinds: they are split, and each result goes back in its item's place.
 
 Errors: what the schema states (caps on ``n``, ``max_length``, ``text``; ``temperature`` > 0;
 ``top_k`` >= 1; ``top_p`` in (0, 1]) is a 422 from the schema check; what depends on the model
@@ -26,24 +28,24 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticCustomError
 
-from ner.generate import MAX_LENGTH, MAX_SAMPLES, GenerationError
+from ner.data.lm import detokenize
+from ner.generate import MAX_LENGTH, MAX_SAMPLES, GenerationError, SampleRequest
 from serving.batcher import PredictFn
 from serving.errors import ApiError, SafeJSONResponse
 from serving.requests import (
     RESPONSES,
-    Accepted,
     Endpoint,
     RequestRoute,
     accept,
     estimate_tokens,
     infer,
-    run_call,
 )
 from serving.schemas import ModelRef, RequestLimits, RequestSchema, model_type, text_type
 from serving.settings import Settings
@@ -194,14 +196,28 @@ ScoreItem = tuple[list[str], int | None]
 
 
 def batch_fn(predictor: Any) -> PredictFn:
-    """The batcher's call for these models: ``ScoreItem``s of any number of ``/v1/score``
-    requests -> one ``ner.generate.Score`` each, in one padded batch (each step of the
-    language model is one ONNX run for all of them, as the tagger's sentences share one)."""
+    """The batcher's call for these models: the items of any number of ``/v1/score`` and
+    ``/v1/generate`` requests, mixed -> one result each, in the items' order. ``ScoreItem``s
+    -> a ``ner.generate.Score`` each, in one padded batch; ``SampleRequest``s -> each its
+    samples' tokens, in one sampling loop (each step of the language model is one ONNX run for
+    all of a kind, as the tagger's sentences share one)."""
 
-    def score(items: list[ScoreItem], batch_size: int) -> list[Any]:
-        return predictor.score_checked([t for t, _ in items], [c for _, c in items])
+    def run(items: list[ScoreItem | SampleRequest], batch_size: int) -> list[Any]:
+        scored = [i for i, item in enumerate(items) if not isinstance(item, SampleRequest)]
+        sampled = [i for i, item in enumerate(items) if isinstance(item, SampleRequest)]
+        results: list[Any] = [None] * len(items)
+        if scored:
+            texts: list[Any] = [items[i] for i in scored]
+            scores = predictor.score_checked([t for t, _ in texts], [c for _, c in texts])
+            for i, result in zip(scored, scores, strict=True):
+                results[i] = result
+        if sampled:
+            samples = predictor.generate_checked([items[i] for i in sampled])
+            for i, result in zip(sampled, samples, strict=True):
+                results[i] = result
+        return results
 
-    return score
+    return run
 
 
 def score_item(predictor: Any, text: str, class_: str | int | None) -> ScoreItem:
@@ -226,13 +242,6 @@ def _field_errors() -> Iterator[None]:
     except GenerationError as e:
         kind = "invalid_class" if e.field == "class" else "invalid_request"
         raise ApiError(422, kind, str(e), field=e.field) from None
-
-
-async def _run(req: Accepted, fn: Any) -> Any:
-    """``fn()`` in its turn in the inference thread (admitted by ``req.admit`` before); a
-    ``GenerationError`` becomes a 422."""
-    with _field_errors():
-        return await run_call(req, fn)
 
 
 @router.post(
@@ -277,17 +286,24 @@ async def generate(request: Request) -> SafeJSONResponse:
         p = req.parsed
         predictor = req.model.predictor
         length = predictor.default_length if p.max_length is None else p.max_length
-        req.admit(p.n * length + _text_cost(predictor, p.prefix))
-    seed = p.seed if p.seed is not None else secrets.randbelow(MAX_SEED)
-    kwargs = {
-        "temperature": p.temperature,
-        "top_k": p.top_k,
-        "top_p": p.top_p,
-        "prefix": p.prefix,
-        "seed": seed,
-        "max_length": p.max_length,
-        "allow_unk": p.allow_unk,
-        "class_": p.class_,
-    }
-    samples = await _run(req, lambda: predictor.generate(p.n, **kwargs))
+        cost = p.n * length + _text_cost(predictor, p.prefix)
+        req.admit(cost)
+        seed = p.seed if p.seed is not None else secrets.randbelow(MAX_SEED)
+        prepare = partial(
+            predictor.prepare_sample,
+            p.n,
+            temperature=p.temperature,
+            top_k=p.top_k,
+            top_p=p.top_p,
+            prefix=p.prefix,
+            seed=seed,
+            max_length=p.max_length,
+            allow_unk=p.allow_unk,
+            class_=p.class_,
+        )
+        with _field_errors():  # checked here, so that a bad request fails no shared batch
+            item = await req.off_loop(prepare)
+    # its rows share each sampling step with other requests' (``batch_fn``), its own seed kept
+    (tokens,) = await infer(req, [item], costs=[cost])
+    samples = [detokenize(predictor.tokenizer, t) for t in tokens]
     return SafeJSONResponse({"model": req.model_ref, "seed": seed, "samples": samples})

@@ -257,7 +257,7 @@ def test_draws_follow_the_distribution():
     from ner.generate import _draw
 
     p = np.tile([[0.0, 0.1, 0.6, 0.3]], (20000, 1))
-    counts = np.bincount(_draw(p, np.random.default_rng(0)), minlength=4) / 20000
+    counts = np.bincount(_draw(p, np.random.default_rng(0).random(20000)), minlength=4) / 20000
     np.testing.assert_allclose(counts, p[0], atol=0.01)
     assert counts[0] == 0
 
