@@ -259,7 +259,8 @@ def create_app(
     app.state.guards = Guards(settings.body_timeout_s, settings.retry_after_s)
     install_error_handlers(app)
     # the last added is the outermost: metrics see the status the guard settles on
-    app.add_middleware(TaskRoutes, fastapi_app=app)
+    task_routes = [route for module in ROUTES for route in module.router.routes]
+    app.add_middleware(TaskRoutes, fastapi_app=app, routes=task_routes)
     app.add_middleware(RequestGuard, guards=app.state.guards)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in ROUTES:

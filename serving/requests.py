@@ -151,28 +151,22 @@ class TaskRoutes:
     down the stack.
     """
 
-    def __init__(self, app: Any, fastapi_app: Any) -> None:
+    def __init__(self, app: Any, fastapi_app: Any, routes: Sequence[Any]) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
-        self._routes: dict[str, RequestRoute] | None = None
-
-    def _direct_routes(self) -> dict[str, RequestRoute]:
-        routes = {}
-        for route in self.fastapi_app.routes:
-            if (
-                isinstance(route, RequestRoute)
-                and route.methods == {"POST"}
-                and _takes_request_returns_response(route.endpoint)
-            ):
-                routes[route.path] = route
-        return routes
+        self._routes = {
+            route.path: route
+            for route in routes
+            if isinstance(route, RequestRoute)
+            and route.methods == {"POST"}
+            and _takes_request_returns_response(route.endpoint)
+        }
+        """Path -> route: the task routes (``RequestRoute`` with a direct endpoint)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        if self._routes is None:
-            self._routes = self._direct_routes()
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root + "/"):
             path = path[len(root) :]

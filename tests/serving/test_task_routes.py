@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from serving.main import create_app
+from serving.requests import TaskRoutes
 from serving.settings import Settings
 from tests.serving.support import MODEL
 
@@ -18,6 +19,34 @@ TEXT = "Angela Merkel met Barack Obama in Washington ."
 def _count(metrics: str, labels: str) -> float:
     prefix = f"ner_http_requests_total{{{labels}}} "
     return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def _task_routes(app: Any) -> TaskRoutes:
+    layer = app.middleware_stack
+    while not isinstance(layer, TaskRoutes):
+        layer = layer.app
+    return layer
+
+
+def test_only_task_posts_take_the_short_way(models_dir: Any, predictor: Any) -> None:
+    """The layers below TaskRoutes (router, FastAPI's wrappers) see every request but the
+    task POSTs: what is the point of it."""
+    app = create_app(Settings(models_dir=models_dir), predictors={MODEL: predictor})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        below, seen = _task_routes(app), []
+        down = below.app
+
+        async def recorder(scope: Any, receive: Any, send: Any) -> None:
+            seen.append((scope["method"], scope["path"]))
+            await down(scope, receive, send)
+
+        below.app = recorder
+        assert client.post("/v1/tag", json={"text": TEXT}).status_code == 200
+        assert client.post("/v1/tag", json={"text": ""}).status_code == 422
+        assert client.post("/v1/classify", json={"text": TEXT}).status_code == 404  # no model
+        assert client.get("/v1/tag").status_code == 405
+        assert client.post("/v1/models").status_code == 405
+    assert seen == [("GET", "/v1/tag"), ("POST", "/v1/models")]
 
 
 def test_task_posts_are_answered_and_labelled(make_client: Callable[..., Any]) -> None:
