@@ -23,10 +23,11 @@ gone. While one batch is tagged the next one fills up, so under load batches gro
 wait.
 
 Items need not be token lists: a request may pass each item's cost (``submit(costs=)``), as
-``/v1/score`` does for its (tokens, class) items, so that texts scored for different clients
-share the language model's passes. Work that is not a list of items to batch (sampling texts
-with a request's own seed, a beam search) is queued as one function (:meth:`MicroBatcher.call`)
-under the same admission, deadline and dropping, and runs alone in its turn.
+``/v1/score`` and ``/v1/generate`` do for their items (a text and its class; a request's checked
+sampling settings), so that texts scored or sampled for different clients share the language
+model's passes. Work that is not a list of items to batch (a beam search) is queued as one
+function (:meth:`MicroBatcher.call`) under the same admission, deadline and dropping, and runs
+alone in its turn.
 """
 
 from __future__ import annotations
@@ -276,8 +277,7 @@ class MicroBatcher:
     async def call(self, fn: Callable[[], Any], cost: int, reserved: int | None = None) -> Any:
         """``fn()`` in the inference thread, alone, in its turn among the queued work.
 
-        For work that is not a list of items to batch (sampling texts step by step with a
-        request's seed, a beam search): admitted by ``cost`` (its tokens) against the same
+        For work that is not a list of items to batch (a beam search): admitted by ``cost`` (its tokens) against the same
         budget, dropped unrun when its client leaves or its deadline passes, like a request's
         items. An exception of ``fn`` goes to this caller only, and is not logged here.
 
