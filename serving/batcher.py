@@ -277,9 +277,10 @@ class MicroBatcher:
     async def call(self, fn: Callable[[], Any], cost: int, reserved: int | None = None) -> Any:
         """``fn()`` in the inference thread, alone, in its turn among the queued work.
 
-        For work that is not a list of items to batch (a beam search): admitted by ``cost`` (its tokens) against the same
-        budget, dropped unrun when its client leaves or its deadline passes, like a request's
-        items. An exception of ``fn`` goes to this caller only, and is not logged here.
+        For work that is not a list of items to batch (a beam search): admitted by ``cost``
+        (its tokens) against the same budget, dropped unrun when its client leaves or its
+        deadline passes, like a request's items. An exception of ``fn`` goes to this caller
+        only, and is not logged here.
 
         Raises:
             QueueFull, BatcherClosed, DeadlineExceeded: as :meth:`submit`.
