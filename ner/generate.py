@@ -490,12 +490,15 @@ class LanguageModelPredictor(TaskPredictor):
         """
         if not requests:
             return []
-        logits, state = self._run_prefixes(requests)  # (R, V), (L, R, S)
+        request_class = None  # each request's class id (R,), None for a plain model
+        if requests[0].class_id is not None:
+            request_class = np.asarray([r.class_id for r in requests], dtype=np.int64)
+        logits, state = self._run_prefixes(requests, request_class)  # (R, V), (L, R, S)
         counts = [r.n for r in requests]
         owner = np.repeat(np.arange(len(requests)), counts)  # each row's request (N,)
         starts = np.concatenate([[0], np.cumsum(counts)])  # request j: rows starts[j]:starts[j+1]
         logits, state = logits[owner], state[:, owner]
-        class_ids = None if requests[0].class_id is None else self._class_ids(requests)[owner]
+        class_ids = None if request_class is None else request_class[owner]
         row_max = np.asarray([r.max_length for r in requests])[owner]
         rngs = [np.random.default_rng(r.seed) for r in requests]
         banned = ([START], [START, self.vocab.id(UNK)])
@@ -536,14 +539,13 @@ class LanguageModelPredictor(TaskPredictor):
             out.append(samples)
         return out
 
-    def _class_ids(self, requests: Sequence[SampleRequest]) -> np.ndarray:
-        return np.asarray([r.class_id for r in requests], dtype=np.int64)
-
-    def _run_prefixes(self, requests: Sequence[SampleRequest]) -> tuple[np.ndarray, np.ndarray]:
+    def _run_prefixes(
+        self, requests: Sequence[SampleRequest], class_ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """START and each request's prefix through the model as one padded batch, each row
-        with its own class -> logits (R, V) and state (L, R, S) after each row's own last
-        token (a row is stepped only while its prefix lasts)."""
-        class_ids = None if requests[0].class_id is None else self._class_ids(requests)
+        with its own class (``class_ids`` (R,), None for a plain model) -> logits (R, V) and
+        state (L, R, S) after each row's own last token (a row is stepped only while its
+        prefix lasts)."""
         feats = self.featurizer.encode([list(r.prefix) for r in requests])
         r = len(requests)
         x_ids = np.concatenate([np.full((r, 1), START), feats.word_ids], axis=1)  # (R, T+1)

@@ -129,8 +129,14 @@ class RequestRoute(APIRoute):
     ``openapi_extra`` are published as before, and errors reach the app's handlers.
     """
 
+    @property
+    def direct(self) -> bool:
+        """Whether the endpoint is ``async def f(request: Request) -> <a Response class>``,
+        called as it is (here, and by :class:`TaskRoutes`)."""
+        return _takes_request_returns_response(self.endpoint)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        if not _takes_request_returns_response(self.endpoint):
+        if not self.direct:
             return super().get_route_handler()  # anything else gets FastAPI's handling
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
@@ -157,9 +163,7 @@ class TaskRoutes:
         self._routes = {
             route.path: route
             for route in routes
-            if isinstance(route, RequestRoute)
-            and route.methods == {"POST"}
-            and _takes_request_returns_response(route.endpoint)
+            if isinstance(route, RequestRoute) and route.methods == {"POST"} and route.direct
         }
         """Path -> route: the task routes (``RequestRoute`` with a direct endpoint)."""
 

@@ -280,13 +280,21 @@ def test_draws_follow_the_distribution():
         ({"top_p": 0.0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
         ({"class_": "positive"}, "class"),
+        ({"prefix": "ty7é"}, "prefix"),
+        ({"prefix": "a" * (MAX_LENGTH + 1)}, "prefix"),
     ],
 )
 def test_bad_settings_are_refused(char_lm, kwargs, field):
+    """By generate, and the same way by prepare_sample (a server request's check before it
+    shares a batch)."""
     _, path, _ = char_lm
-    with pytest.raises(GenerationError) as info:
-        load(path).generate(**kwargs)
-    assert info.value.field == field
+    predictor = load(path)
+    with pytest.raises(GenerationError) as generated:
+        predictor.generate(**kwargs)
+    with pytest.raises(GenerationError) as prepared:
+        predictor.prepare_sample(**kwargs)
+    assert prepared.value.field == generated.value.field == field
+    assert str(prepared.value) == str(generated.value)
 
 
 def test_unseen_characters_are_named(char_lm):
